@@ -1,0 +1,155 @@
+"""The command line of the project, built on LightningCLI (train.py calls `main`).
+
+    python train.py fit                                  # the default experiment
+    python train.py fit --config configs/<experiment>.yaml [--config configs/trainer/<preset>.yaml]
+    python train.py fit --config configs/<experiment>.yaml --ckpt_path last     # resume
+    python train.py fit --config runs/<experiment>/version_0/config.yaml      # reproduce a run
+    python train.py test --config runs/<experiment>/version_0/config.yaml --ckpt_path <file.ckpt>
+    python train.py fit --help                           # every key, with its default
+
+What this adds to LightningCLI:
+- when no --config names an experiment, the default experiment's config is used;
+- what the data knows (input shape, number of classes, ...) is passed to the model;
+- a `checkpoint` section configures ModelCheckpoint (best and last checkpoints by default);
+- `--ckpt_path last` continues the latest run of the experiment, in the same run directory;
+- bf16 precision falls back to fp16 on GPUs without bf16 (a Colab T4, for example);
+- config mistakes end with a one-line message instead of a traceback.
+"""
+
+import sys
+import zipfile
+from pathlib import Path
+
+import torch
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+
+from .registry import ConfigError
+
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+# Properties of a DataModule handed to the model's argument of the same name, when both exist.
+DATA_TO_MODEL = ("input_shape", "num_classes")
+DEFAULT_LOGGER = {
+    "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+    "init_args": {"save_dir": "runs", "name": "default"},
+}
+
+
+class CourseCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser):
+        for name in DATA_TO_MODEL:
+            parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/loss",
+                "checkpoint.mode": "min",
+                "checkpoint.save_last": True,
+                "checkpoint.filename": "best-{epoch}-{step}",
+            }
+        )
+
+    def parse_arguments(self, parser, args):
+        super().parse_arguments(parser, args)
+        # Before LightningCLI reads the checkpoint's hyperparameters, which comes next.
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else self.config
+        if subcommand == "fit" and config.get("ckpt_path") == "last":
+            resume_latest_run(config)
+        if config.get("ckpt_path"):
+            check_checkpoint(str(config.ckpt_path))
+
+    def before_instantiate_classes(self):
+        fall_back_to_fp16(self.config[self.subcommand].trainer)
+
+    def after_fit(self):
+        trainer = self.trainer
+        if trainer.is_global_zero and trainer.log_dir:
+            save_dir = trainer.logger.save_dir if trainer.logger else trainer.default_root_dir
+            print(
+                f"\nRun saved in {trainer.log_dir} (config.yaml, checkpoints/, TensorBoard events)"
+                f"\nLook at it with: tensorboard --logdir {save_dir}"
+            )
+
+
+def resume_latest_run(config) -> None:
+    """Point ckpt_path at the newest last.ckpt of this experiment and log into its run directory."""
+    logger = config.trainer.logger
+    if not (hasattr(logger, "init_args") and hasattr(logger.init_args, "save_dir")):
+        return  # a custom logger: leave "last" to Lightning
+    experiment = Path(logger.init_args.save_dir) / (logger.init_args.name or "")
+    checkpoints = sorted(experiment.glob("*/checkpoints/last.ckpt"), key=lambda path: path.stat().st_mtime)
+    if not checkpoints:
+        raise ConfigError(
+            f"--ckpt_path last: no run of this experiment has a checkpoints/last.ckpt under {experiment}/. "
+            "Train it first, or give the path of a .ckpt file."
+        )
+    config.ckpt_path = str(checkpoints[-1])
+    logger.init_args.version = checkpoints[-1].parent.parent.name  # keep logging into that run
+    print(f"Resuming from {config.ckpt_path}")
+
+
+def check_checkpoint(path: str) -> None:
+    """Fail early, and clearly, on a checkpoint that cannot be read."""
+    if path in ("last", "best", "hpc", "registry") or not Path(path).is_file():
+        return  # Lightning resolves these names itself and reports a missing file
+    if not zipfile.is_zipfile(path):
+        raise ConfigError(
+            f"checkpoint {path} is not a PyTorch checkpoint (cut short while saving, or not a .ckpt?): "
+            "use another checkpoint of the run, e.g. last.ckpt or best-*.ckpt in the same folder"
+        )
+
+
+def fall_back_to_fp16(trainer_config) -> None:
+    """bf16 needs an Ampere or newer GPU; older ones (Colab's T4) train in fp16 instead."""
+    precision = str(trainer_config.precision)
+    if precision.startswith("bf16") and trainer_config.accelerator in ("gpu", "cuda", "auto"):
+        if torch.cuda.is_available() and not torch.cuda.is_bf16_supported(including_emulation=False):
+            trainer_config.precision = precision.replace("bf16", "16")
+            print(f"This GPU has no bf16: training with precision {trainer_config.precision} instead.")
+
+
+def names_an_experiment(args: list[str]) -> bool:
+    """Whether a --config among `args` sets the model, rather than only trainer presets."""
+    configs = [value for flag, value in zip(args, args[1:]) if flag in ("-c", "--config")]
+    configs += [arg.split("=", 1)[1] for arg in args if arg.startswith("--config=")]
+    for config in configs:
+        path = Path(config)
+        if not path.is_file() or "model" in (yaml.safe_load(path.read_text()) or {}):
+            return True  # an experiment file, or an inline config we leave to LightningCLI
+    return False
+
+
+def main(args: list[str] | None = None, default_config: str | Path | None = None) -> CourseCLI:
+    """Run the command line on `args` (default: sys.argv), as train.py does.
+
+    `default_config` is read first when no --config names an experiment, so that
+    `train.py fit` and `train.py fit --config configs/trainer/gpu.yaml` run the default one.
+    """
+    given = sys.argv[1:] if args is None else list(args)
+    parser_kwargs = {}
+    if default_config and not names_an_experiment(given):
+        parser_kwargs = {name: {"default_config_files": [str(default_config)]} for name in SUBCOMMANDS}
+    try:
+        return CourseCLI(
+            args=args,
+            parser_kwargs=parser_kwargs,
+            seed_everything_default=0,
+            trainer_defaults={"logger": DEFAULT_LOGGER},
+            save_config_kwargs={"overwrite": True},  # a resumed run rewrites its config.yaml
+            auto_configure_optimizers=False,  # the optimizer is the model's `optimizer` entry
+        )
+    except Exception as error:
+        cause = config_error_in(error)
+        if cause is None:
+            raise
+        print(f"error: {cause}", file=sys.stderr)
+        sys.exit(2)
+
+
+def config_error_in(error: BaseException | None) -> ConfigError | None:
+    """The ConfigError behind `error`, if any (jsonargparse wraps errors of __init__ methods)."""
+    while error is not None and not isinstance(error, ConfigError):
+        error = error.__cause__ or error.__context__
+    return error

@@ -1,0 +1,251 @@
+"""Image classification: small image datasets held on the device, and a classifier module.
+
+    python train.py fit                                              # 8x8 digits, offline, seconds
+    python train.py fit --config configs/vision_fashion_mnist.yaml   # the lecture's MLP
+    python train.py fit --config configs/vision_cifar10.yaml --config configs/trainer/gpu.yaml
+
+Datasets: `digits` is scikit-learn's bundled 8x8 handwritten digits (no download);
+`mnist`, `fashion_mnist` and `cifar10` come through torchvision, downloaded into `data_dir`
+on first use (torchvision checks their MD5 sums).
+"""
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from ..data import DeviceBatches, split_indices
+from ..module import CourseModule
+from ..nets.cnn import SmallCNN
+from ..nets.mlp import MLP
+from ..nets.resnet import ResNet
+from ..registry import ConfigError, check_arguments, lookup
+
+# name: (input shape (channels, height, width), number of classes)
+DATASETS = {
+    "digits": ((1, 8, 8), 10),
+    "mnist": ((1, 28, 28), 10),
+    "fashion_mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+}
+TORCHVISION_NAMES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
+NETS = {"mlp": MLP, "cnn": SmallCNN, "resnet": ResNet}
+DIGITS_TEST_FRACTION = 0.2  # digits has no official test split: a fixed one is cut off
+
+
+class DatasetMissing(ConfigError):
+    """A dataset that is neither on disk nor downloadable from here."""
+
+
+def load_images(name: str, data_dir: str, download: bool) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{"train": (images, labels), "test": (images, labels)}: uint8 images (N, C, H, W)."""
+    if name == "digits":
+        from sklearn.datasets import load_digits  # imported here: only digits needs scikit-learn
+
+        digits = load_digits()
+        images = torch.tensor(digits.images, dtype=torch.uint8)[:, None]  # grey levels 0..16
+        labels = torch.tensor(digits.target, dtype=torch.long)
+        train, test = split_indices(len(labels), DIGITS_TEST_FRACTION, seed=0)
+        return {"train": (images[train], labels[train]), "test": (images[test], labels[test])}
+    return {split: load_torchvision(name, data_dir, split == "train", download) for split in ("train", "test")}
+
+
+def load_torchvision(name: str, data_dir: str, train: bool, download: bool):
+    """One split of a torchvision dataset as (uint8 images (N, C, H, W), labels)."""
+    import torchvision
+
+    dataset_class = getattr(torchvision.datasets, TORCHVISION_NAMES[name])
+    try:
+        dataset = dataset_class(data_dir, train=train, download=download)
+    except (RuntimeError, OSError) as error:  # not on disk, no network, or a bad checksum
+        raise DatasetMissing(missing_message(name, dataset_class, data_dir, error)) from error
+    images = torch.as_tensor(dataset.data)
+    images = images[:, None] if images.ndim == 3 else images.permute(0, 3, 1, 2)  # to N, C, H, W
+    return images.contiguous(), torch.as_tensor(dataset.targets, dtype=torch.long)
+
+
+def missing_message(name: str, dataset_class, data_dir: str, error: Exception) -> str:
+    """Where the dataset's files must go, for someone without internet access."""
+    if hasattr(dataset_class, "resources"):  # MNIST and Fashion-MNIST
+        folder = Path(data_dir) / dataset_class.__name__ / "raw"
+        files = [Path(url).name for url, _ in dataset_class.resources]
+    else:  # CIFAR-10
+        folder = Path(data_dir) / dataset_class.base_folder
+        files = [file for file, _ in dataset_class.train_list + dataset_class.test_list]
+    return (
+        f"could not load {name} ({error}).\n"
+        f"  With internet access, keep data.download: true and run again to download it.\n"
+        f"  Offline, copy these files from a machine that has them into {folder}/: {', '.join(files)}"
+        + (f" (from {dataset_class.url})" if hasattr(dataset_class, "url") else "")
+        + ".\n  Or train on dataset: digits, which ships with scikit-learn and needs no download."
+    )
+
+
+def random_crop_flip(images: torch.Tensor, padding: int, flip: bool) -> torch.Tensor:
+    """Shift each image of the batch by up to `padding` pixels (reflection-padded) and, if
+    `flip`, mirror it left-right with probability 1/2. Runs on the batch's device."""
+    n, channels, height, width = images.shape
+    device = images.device
+    if padding > 0:
+        padded = F.pad(images, (padding,) * 4, mode="reflect")
+        dy = torch.randint(0, 2 * padding + 1, (n, 1), device=device)
+        dx = torch.randint(0, 2 * padding + 1, (n, 1), device=device)
+        rows = (torch.arange(height, device=device) + dy)[:, None, :, None]  # n, 1, H, 1
+        cols = (torch.arange(width, device=device) + dx)[:, None, None, :]  # n, 1, 1, W
+        batch = torch.arange(n, device=device)[:, None, None, None]
+        channel = torch.arange(channels, device=device)[None, :, None, None]
+        images = padded[batch, channel, rows, cols]
+    if flip:
+        mirrored = torch.rand(n, 1, 1, 1, device=device) < 0.5
+        images = torch.where(mirrored, images.flip(-1), images)
+    return images
+
+
+class VisionDataModule(L.LightningDataModule):
+    """Train, validation and test splits of a small image dataset, held on the device."""
+
+    def __init__(
+        self,
+        dataset: str = "digits",  # digits, mnist, fashion_mnist or cifar10
+        data_dir: str = "data",  # where downloaded datasets are kept
+        download: bool = True,  # download missing datasets (needs internet)
+        val_size: int | float = 0.1,  # validation images taken from the training set: a fraction below 1, or a count
+        split_seed: int = 0,  # seed of the train/validation split (fixed, so runs are comparable)
+        batch_size: int = 128,  # training mini-batch size
+        eval_batch_size: int = 1000,  # batch size for validation and test (no gradients: can be larger)
+        augment: bool = False,  # random crops (and flips, see flip) of training images
+        crop_padding: int = 4,  # largest shift of a random crop, in pixels
+        flip: bool = True,  # mirror training images left-right when augmenting (not for digits!)
+    ):
+        super().__init__()
+        lookup(DATASETS, dataset, "dataset")
+        self.save_hyperparameters()
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return DATASETS[self.hparams.dataset][0]
+
+    @property
+    def num_classes(self) -> int:
+        return DATASETS[self.hparams.dataset][1]
+
+    def prepare_data(self):
+        if self.hparams.dataset in TORCHVISION_NAMES:  # download once, on one process per machine
+            load_images(self.hparams.dataset, self.hparams.data_dir, self.hparams.download)
+
+    def setup(self, stage: str | None = None):
+        if self.splits:
+            return
+        hp = self.hparams
+        data = load_images(hp.dataset, hp.data_dir, download=False)
+        train_images, train_labels = data["train"]
+        train, val = split_indices(len(train_labels), hp.val_size, hp.split_seed)
+        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        self.splits = {
+            "train": (train_images[train].to(device), train_labels[train].to(device)),
+            "val": (train_images[val].to(device), train_labels[val].to(device)),
+            "test": (data["test"][0].to(device), data["test"][1].to(device)),
+        }
+        # Normalise with the training images' per-channel statistics.
+        pixels = self.splits["train"][0].float()
+        self.mean = pixels.mean(dim=(0, 2, 3), keepdim=True)
+        self.std = pixels.std(dim=(0, 2, 3), keepdim=True)
+        # Shuffling order: drawn from the global seed (seed_everything), so runs with different
+        # seeds see different orders while the split above stays the same.
+        self.shuffle_seed = int(torch.randint(0, 2**31 - 1, ()))
+
+    def batches(self, split: str, training: bool = False) -> DeviceBatches:
+        trainer = self.trainer
+        return DeviceBatches(
+            self.splits[split],
+            batch_size=self.hparams.batch_size if training else self.hparams.eval_batch_size,
+            # overfit_batches must see the same batch every epoch: no shuffling then
+            shuffle=training and not (trainer and trainer.overfit_batches),
+            seed=self.shuffle_seed,
+            rank=trainer.global_rank if trainer else 0,
+            world_size=trainer.world_size if trainer else 1,
+        )
+
+    def train_dataloader(self):
+        return self.batches("train", training=True)
+
+    def val_dataloader(self):
+        return self.batches("val")
+
+    def test_dataloader(self):
+        return self.batches("test")
+
+    def predict_dataloader(self):
+        return self.batches("test")
+
+    def on_after_batch_transfer(self, batch, dataloader_idx):
+        images, labels = batch
+        images = (images.float() - self.mean) / self.std
+        if self.hparams.augment and self.trainer and self.trainer.training:
+            images = random_crop_flip(images, self.hparams.crop_padding, self.hparams.flip)
+        return images, labels
+
+
+class ImageClassifier(CourseModule):
+    """A network from NETS trained with cross-entropy; logs loss and accuracy."""
+
+    def __init__(
+        self,
+        net: str = "mlp",  # mlp, cnn or resnet (see src/<package>/nets/)
+        net_args: dict[str, Any] | None = None,  # arguments of the net, e.g. {widths: [512, 512]} for the MLP
+        label_smoothing: float = 0.0,  # spread this much target probability over all classes
+        optimizer: dict[str, Any] | None = None,  # see optim.py, e.g. {name: sgd, lr: 0.1, momentum: 0.9}
+        scheduler: dict[str, Any] | None = None,  # see optim.py, e.g. {name: cosine, warmup_steps: 100}
+        input_shape: tuple[int, int, int] | None = None,  # filled in from the data by train.py
+        num_classes: int | None = None,  # filled in from the data by train.py
+    ):
+        super().__init__(optimizer, scheduler)
+        self.save_hyperparameters()
+        if input_shape is None or num_classes is None:
+            raise ConfigError(
+                "ImageClassifier needs input_shape and num_classes. train.py takes them from the data; "
+                "in your own code pass them, e.g. ImageClassifier(input_shape=(1, 28, 28), num_classes=10)"
+            )
+        net_class = lookup(NETS, net, "net")
+        check_arguments(net_class, net_args or {}, f"net {net!r}", skip=("input_shape", "num_outputs"))
+        self.net = net_class(tuple(input_shape), num_classes, **(net_args or {}))
+        self.train_loss = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        # average="micro": the fraction of images classified correctly
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def training_step(self, batch, batch_idx):
+        images, labels = batch
+        logits = self(images)
+        loss = self.train_loss(logits, labels)
+        self.train_acc(logits, labels)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        return loss
+
+    def evaluate(self, batch, stage: str, accuracy: MulticlassAccuracy):
+        images, labels = batch
+        logits = self(images)
+        accuracy(logits, labels)
+        # Plain cross-entropy (no label smoothing): comparable across runs and settings.
+        self.log(f"{stage}/loss", F.cross_entropy(logits, labels), prog_bar=True)
+        self.log(f"{stage}/acc", accuracy, prog_bar=True)
+
+    def validation_step(self, batch, batch_idx):
+        self.evaluate(batch, "val", self.val_acc)
+
+    def test_step(self, batch, batch_idx):
+        self.evaluate(batch, "test", self.test_acc)
+
+    def predict_step(self, batch, batch_idx):
+        images, _ = batch
+        return self(images).argmax(dim=-1)

@@ -1,0 +1,172 @@
+"""Tests of the optimizer and schedule factories, and of on-device batching."""
+
+import math
+
+import lightning as L
+import pytest
+import torch
+from torch import nn
+
+from {{ cookiecutter.package_name }}.data import DeviceBatches, split_indices
+from {{ cookiecutter.package_name }}.module import CourseModule
+from {{ cookiecutter.package_name }}.optim import (
+    OPTIMIZERS,
+    SCHEDULES,
+    build_optimizer,
+    build_scheduler,
+    param_groups,
+    schedule_factor,
+)
+from {{ cookiecutter.package_name }}.registry import ConfigError
+
+
+def small_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.ReLU(), nn.Linear(8, 1))
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_optimizer_builds_and_reduces_a_loss(name):
+    model = small_model()
+    x, y = torch.randn(64, 4), torch.randn(64, 1)
+    optimizer = build_optimizer(model, {"name": name, "lr": 0.01, "weight_decay": 0.01})
+    losses = []
+    for _ in range(20):
+        optimizer.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+def test_sgd_takes_exactly_one_gradient_step():
+    model = nn.Linear(3, 1, bias=False)
+    before = model.weight.detach().clone()
+    optimizer = build_optimizer(model, {"name": "sgd", "lr": 0.5})
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    assert torch.allclose(model.weight, before - 0.5 * torch.ones(1, 3))
+
+
+def test_weight_decay_skips_biases_norms_and_embeddings():
+    model = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 4), nn.BatchNorm1d(4), nn.LayerNorm(4))
+    decay, no_decay = param_groups(model, weight_decay=0.1)
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert [p.shape for p in decay["params"]] == [(4, 4)]  # only the linear layer's weight matrix
+    assert len(no_decay["params"]) == 6  # embedding, linear bias, two norms' weights and biases
+
+
+def test_tied_weights_appear_once():
+    embedding, head = nn.Embedding(10, 4), nn.Linear(4, 10, bias=False)
+    head.weight = embedding.weight
+    groups = param_groups(nn.ModuleList([embedding, head]), weight_decay=0.1)
+    assert sum(len(group["params"]) for group in groups) == 1
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"name": "adan", "lr": 0.1}, "adagrad, adam, adamw, rmsprop, sgd"),
+        ({"name": "adam", "lr": 0.1, "momentum": 0.9}, "'momentum'.*betas"),
+        ({"name": "sgd", "lr": -0.1}, "lr must be a number >= 0"),
+        ({"name": "sgd", "lr": 0.0}, "lr must be > 0"),
+        ({"name": "adam", "lr": 0.1, "betas": [0.9, 1.0]}, r"betas must lie in \[0, 1\)"),
+    ],
+)
+def test_bad_optimizer_configs_fail_clearly(config, message):
+    with pytest.raises(ConfigError, match=message):
+        build_optimizer(small_model(), config)
+    with pytest.raises(ConfigError, match=message):  # already when the module is made
+        CourseModule(optimizer=config)
+
+
+def test_bad_scheduler_configs_fail_clearly():
+    with pytest.raises(ConfigError, match="constant, cosine, inverse_time, step, warmup_cosine"):
+        CourseModule(scheduler={"name": "linear"})
+    with pytest.raises(ConfigError, match="'gamma'"):
+        CourseModule(scheduler={"name": "cosine", "gamma": 0.5})
+    with pytest.raises(ConfigError, match="needs the run's length"):
+        schedule_factor({"name": "cosine"}, total_steps=math.inf)
+
+
+@pytest.mark.parametrize(
+    "config, total, expected",  # factor at steps 0, 10, 50, 99
+    [
+        ({"name": "constant"}, 100, [1, 1, 1, 1]),
+        ({"name": "step", "step_size": 30, "gamma": 0.5}, 100, [1, 1, 0.5, 0.125]),
+        ({"name": "step"}, 100, [1, 1, 0.1, 0.001]),  # step_size defaults to a third of the run
+        ({"name": "cosine"}, 100, [1, (1 + math.cos(math.pi * 0.1)) / 2, 0.5, (1 + math.cos(math.pi * 0.99)) / 2]),
+        ({"name": "cosine", "min_factor": 0.1}, 100, [1, 0.1 + 0.9 * (1 + math.cos(math.pi * 0.1)) / 2, 0.55, None]),
+        ({"name": "inverse_time", "tau": 10}, 100, [1, 0.5, 1 / 6, 1 / 10.9]),
+        ({"name": "inverse_time"}, 100, [1, 0.5, 1 / 6, 1 / 10.9]),  # tau defaults to a tenth of the run
+        ({"name": "warmup_cosine"}, 100, [0.2, (1 + math.cos(math.pi * 5 / 95)) / 2, None, None]),
+        ({"name": "constant", "warmup_steps": 20}, 100, [0.05, 0.55, 1, 1]),
+        ({"name": "cosine", "warmup_steps": 10}, 110, [0.1, 1, (1 + math.cos(math.pi * 0.4)) / 2, None]),
+    ],
+)
+def test_schedules_match_their_formulas(config, total, expected):
+    factor = schedule_factor(config, total)
+    for step, value in zip([0, 10, 50, 99], expected):
+        if value is not None:
+            assert factor(step) == pytest.approx(value), f"step {step}"
+
+
+def test_every_schedule_is_covered_by_a_formula_test():
+    tested = {"constant", "step", "cosine", "inverse_time", "warmup_cosine"}
+    assert set(SCHEDULES) == tested, "add the new schedule to test_schedules_match_their_formulas"
+
+
+class Regression(CourseModule):
+    """A tiny model to check that the trainer steps the schedule once per optimizer step."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.layer = nn.Linear(2, 1)
+        self.lrs = []
+
+    def training_step(self, batch, batch_idx):
+        self.lrs.append(self.optimizers().param_groups[0]["lr"])
+        x, y = batch
+        return nn.functional.mse_loss(self.layer(x), y)
+
+    def train_dataloader(self):
+        return DeviceBatches((torch.randn(40, 2), torch.randn(40, 1)), batch_size=8)  # 5 batches
+
+
+def test_trainer_steps_the_schedule_per_optimizer_step():
+    model = Regression(optimizer={"name": "sgd", "lr": 0.1}, scheduler={"name": "warmup_cosine", "warmup_steps": 3})
+    trainer = L.Trainer(max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.fit(model)
+    factor = schedule_factor({"name": "warmup_cosine", "warmup_steps": 3}, total_steps=20)
+    assert len(model.lrs) == 20
+    assert model.lrs == pytest.approx([0.1 * factor(step) for step in range(20)])
+
+
+def test_device_batches_cover_every_sample_once_per_epoch():
+    x = torch.arange(10)
+    batches = DeviceBatches((x, x * 2), batch_size=4, shuffle=True, seed=1)
+    assert len(batches) == 3
+    epoch0 = torch.cat([b[0] for b in batches])
+    assert sorted(epoch0.tolist()) == list(range(10))
+    assert all(torch.equal(b[1], b[0] * 2) for b in batches)  # tensors stay aligned
+    assert torch.equal(torch.cat([b[0] for b in batches]), epoch0)  # same epoch, same order
+    batches.sampler.set_epoch(1)
+    assert not torch.equal(torch.cat([b[0] for b in batches]), epoch0)  # a new order each epoch
+    assert len(DeviceBatches((x,), batch_size=4, drop_last=True)) == 2
+    assert len(DeviceBatches((x,), batch_size=100)) == 1  # larger than the data: one full batch
+
+
+def test_device_batches_shard_across_processes():
+    x = torch.arange(12)
+    shards = [torch.cat([b[0] for b in DeviceBatches((x,), 2, shuffle=True, rank=r, world_size=3)]) for r in range(3)]
+    assert sorted(torch.cat(shards).tolist()) == list(range(12))
+
+
+def test_split_indices_is_seeded_and_disjoint():
+    kept, held = split_indices(100, 0.2, seed=3)
+    assert len(held) == 20 and set(kept.tolist()).isdisjoint(held.tolist())
+    assert torch.equal(held, split_indices(100, 20, seed=3)[1])
+    with pytest.raises(ConfigError):
+        split_indices(10, 10, seed=0)

@@ -1,0 +1,161 @@
+"""Tests of the command line (train.py): every config runs, runs are logged, resumed and
+reproduced, presets are valid, DDP works, and bad input ends with a clear message."""
+
+import inspect
+import subprocess
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+import yaml
+from conftest import CONFIGS, DEFAULT, EXPERIMENTS, PRESETS, ROOT, needs_gpu, run
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from {{ cookiecutter.package_name }}.cli import fall_back_to_fp16
+
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+DEBUG = str(CONFIGS / "trainer" / "debug.yaml")
+
+
+def scalars(run_dir: str) -> dict[str, list[float]]:
+    """Every scalar of a run's TensorBoard event file, by tag."""
+    events = EventAccumulator(run_dir)
+    events.Reload()
+    return {tag: [event.value for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+@pytest.mark.parametrize("config", EXPERIMENTS, ids=lambda path: path.stem)
+def test_every_experiment_runs_one_batch(config, in_tmp, fake_datasets):
+    cli = run("fit", "--config", str(config), "--config", DEBUG, *QUIET)
+    assert cli.trainer.state.finished and cli.trainer.global_step == 1
+    assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
+
+
+def test_default_experiment_learns_and_logs_to_tensorboard(in_tmp):
+    cli = run("fit", *QUIET)  # no --config: the default experiment, as `python train.py fit`
+    run_dir = Path(cli.trainer.log_dir).resolve()
+    assert run_dir == in_tmp.resolve() / "runs" / cli.trainer.logger.name / "version_0"
+    logged = scalars(str(run_dir))
+    assert {"train/loss", "val/loss", "opt/lr"} <= set(logged)
+    assert logged["val/loss"][-1] < logged["val/loss"][0] / 2
+    if "val/acc" in logged:
+        assert logged["val/acc"][-1] >= 0.95
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert list((run_dir / "checkpoints").glob("best-*.ckpt"))
+    tested = run("test", "--config", str(run_dir / "config.yaml"), "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt"), *QUIET)
+    assert "test/loss" in tested.trainer.callback_metrics
+
+
+def test_train_py_runs_in_a_subprocess_with_the_debug_preset(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "fit", "--config", DEBUG],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Trainer.fit` stopped" in result.stderr + result.stdout
+
+
+class StopAfterEpoch(L.Callback):
+    """Interrupts training at the end of an epoch, as a crash or a job's time limit would."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer, module):
+        trainer.should_stop = trainer.current_epoch + 1 >= self.epoch
+
+
+def test_resume_from_last_reaches_the_same_result(in_tmp):
+    four_epochs = ["--trainer.max_epochs", "4", *QUIET]
+    full = run("fit", *four_epochs, "--trainer.logger.init_args.name", "full")
+    interrupt = "[{class_path: test_train.StopAfterEpoch, init_args: {epoch: 2}}]"
+    first = run("fit", *four_epochs, "--trainer.logger.init_args.name", "cut", "--trainer.callbacks", interrupt)
+    assert first.trainer.current_epoch == 2 and first.trainer.global_step < full.trainer.global_step
+    resumed = run("fit", *four_epochs, "--trainer.logger.init_args.name", "cut", "--ckpt_path", "last")
+    assert resumed.trainer.log_dir == first.trainer.log_dir  # logs continue in the same run folder
+    assert resumed.trainer.global_step == full.trainer.global_step
+    for metric in ("val/loss", "train/loss"):
+        assert resumed.trainer.callback_metrics[metric] == pytest.approx(float(full.trainer.callback_metrics[metric]), abs=1e-6)
+
+
+def test_saved_config_reproduces_the_run(in_tmp):
+    first = run("fit", "--trainer.max_epochs", "2", "--model.init_args.optimizer.lr", "0.02", *QUIET)
+    saved = Path(first.trainer.log_dir) / "config.yaml"
+    assert yaml.safe_load(saved.read_text())["model"]["init_args"]["optimizer"]["lr"] == 0.02
+    again = run("fit", "--config", str(saved))
+    assert again.trainer.log_dir != first.trainer.log_dir
+    assert again.trainer.callback_metrics["val/loss"] == pytest.approx(float(first.trainer.callback_metrics["val/loss"]), abs=1e-6)
+
+
+def test_ddp_with_two_cpu_processes(in_tmp):
+    cli = run("fit", "--trainer.strategy", "ddp_spawn", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
+              "--trainer.max_steps", "3", "--trainer.logger", "false", "--checkpoint.save_last", "false", *QUIET)
+    assert cli.trainer.world_size == 2
+    assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda path: path.stem)
+def test_presets_set_only_real_trainer_options(preset):
+    config = yaml.safe_load(preset.read_text())
+    assert set(config) == {"trainer"}, "a preset changes where and how a run trains, nothing else"
+    assert set(config["trainer"]) <= set(inspect.signature(L.Trainer).parameters)
+
+
+@pytest.mark.parametrize("preset", ["cpu", "debug"])
+def test_cpu_presets_run_the_default_experiment(preset, in_tmp):
+    cli = run("fit", "--config", str(CONFIGS / "trainer" / f"{preset}.yaml"), "--trainer.max_steps", "2", *QUIET)
+    assert cli.trainer.global_step in (1, 2)  # debug stops after one batch
+
+
+@needs_gpu
+@pytest.mark.parametrize("preset", ["gpu", "ddp", "fsdp"])
+def test_gpu_presets_run_the_default_experiment(preset, in_tmp):
+    cli = run("fit", "--config", str(CONFIGS / "trainer" / f"{preset}.yaml"), "--trainer.devices", "1",
+              "--trainer.max_steps", "5", *QUIET)
+    assert cli.trainer.global_step == 5
+
+
+def test_fsdp_preset_builds_a_full_sharding_strategy():
+    from jsonargparse import ArgumentParser
+    from lightning.pytorch.strategies import FSDPStrategy, Strategy
+
+    parser = ArgumentParser()
+    parser.add_argument("--strategy", type=Strategy)
+    preset = yaml.safe_load((CONFIGS / "trainer" / "fsdp.yaml").read_text())
+    strategy = parser.instantiate(parser.parse_object({"strategy": preset["trainer"]["strategy"]})).strategy
+    assert isinstance(strategy, FSDPStrategy)
+    assert strategy.sharding_strategy.name == "FULL_SHARD"
+    assert strategy.kwargs["auto_wrap_policy"]._module_classes == {torch.nn.Linear, torch.nn.Conv2d}
+
+
+def test_bf16_falls_back_to_fp16_on_gpus_without_it(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    trainer = Namespace(precision="bf16-mixed", accelerator="gpu")
+    fall_back_to_fp16(trainer)
+    assert trainer.precision == "16-mixed"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    trainer = Namespace(precision="bf16-mixed", accelerator="gpu")
+    fall_back_to_fp16(trainer)
+    assert trainer.precision == "bf16-mixed"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model.init_args.optimizer.name", "adan"], "unknown optimizer 'adan': choose one of adagrad, adam"),
+        (["--model.init_args.scheduler.name", "cosin"], "unknown scheduler 'cosin'"),
+        (["--ckpt_path", "last"], "no run of this experiment has a checkpoints/last.ckpt"),
+        (["--ckpt_path", "broken.ckpt"], "broken.ckpt is not a PyTorch checkpoint"),
+    ],
+)
+def test_bad_input_ends_with_a_clear_message(args, message, in_tmp, capsys):
+    (in_tmp / "broken.ckpt").write_bytes(b"cut short")
+    with pytest.raises(SystemExit) as exit_info:
+        run("fit", *args, *QUIET)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (in_tmp / "runs").exists() or not list((in_tmp / "runs").rglob("*.ckpt"))

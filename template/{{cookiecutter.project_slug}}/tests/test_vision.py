@@ -1,0 +1,132 @@
+"""Tests of the image-classification family: data, augmentation, nets, and learning."""
+
+import lightning as L
+import pytest
+import torch
+from conftest import FAKE_TRAIN_SIZE, write_mnist_like
+
+from {{ cookiecutter.package_name }}.nets.cnn import SmallCNN
+from {{ cookiecutter.package_name }}.nets.mlp import MLP
+from {{ cookiecutter.package_name }}.nets.resnet import ResNet
+from {{ cookiecutter.package_name }}.problems.vision import (
+    DATASETS,
+    DatasetMissing,
+    ImageClassifier,
+    VisionDataModule,
+    random_crop_flip,
+)
+from {{ cookiecutter.package_name }}.registry import ConfigError
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist", "cifar10"])
+def test_downloadable_datasets_load_from_files_on_disk(dataset, fake_datasets):
+    data = VisionDataModule(dataset, data_dir=str(fake_datasets), download=False, val_size=8)
+    data.setup("fit")
+    images, labels = data.splits["train"]
+    assert images.dtype == torch.uint8 and images.shape[1:] == DATASETS[dataset][0]
+    assert len(images) + len(data.splits["val"][0]) == FAKE_TRAIN_SIZE[dataset]
+    assert labels.max() < data.num_classes
+    batch = data.on_after_batch_transfer(next(iter(data.train_dataloader())), 0)
+    assert batch[0].dtype == torch.float32 and abs(float(batch[0].mean())) < 0.5  # normalised
+
+
+def test_missing_dataset_says_where_to_put_the_files(tmp_path):
+    data = VisionDataModule("fashion_mnist", data_dir=str(tmp_path), download=False)
+    with pytest.raises(DatasetMissing) as error:
+        data.setup("fit")
+    message = str(error.value)
+    assert str(tmp_path / "FashionMNIST" / "raw") in message
+    assert "train-images-idx3-ubyte.gz" in message and "dataset: digits" in message
+
+
+def test_partial_download_is_reported_not_loaded(tmp_path):
+    write_mnist_like(tmp_path, "MNIST", n_train=20, n_test=10)
+    (tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(DatasetMissing, match="t10k-labels-idx1-ubyte"):
+        VisionDataModule("mnist", data_dir=str(tmp_path), download=False).setup("fit")
+
+
+def test_unknown_dataset_lists_the_choices():
+    with pytest.raises(ConfigError, match="cifar10, digits, fashion_mnist, mnist"):
+        VisionDataModule("imagenet")
+
+
+def test_digits_splits_are_disjoint_and_seeded():
+    first, second = VisionDataModule(), VisionDataModule()
+    first.setup("fit"), second.setup("fit")
+    for split in ("train", "val", "test"):
+        assert torch.equal(first.splits[split][0], second.splits[split][0])
+    sizes = [len(first.splits[split][1]) for split in ("train", "val", "test")]
+    assert sum(sizes) == 1797 and sizes[2] == round(0.2 * 1797)
+    rows = {tuple(image.flatten().tolist()) for split in ("val", "test") for image in first.splits[split][0]}
+    assert not any(tuple(image.flatten().tolist()) in rows for image in first.splits["train"][0][:200])
+
+
+def test_random_crop_flip_moves_pixels_but_keeps_the_image():
+    images = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    assert torch.equal(random_crop_flip(images, padding=0, flip=False), images)
+    torch.manual_seed(0)
+    flipped = [random_crop_flip(images, padding=0, flip=True) for _ in range(20)]
+    assert all(torch.equal(f[i], images[i]) or torch.equal(f[i], images[i].flip(-1)) for f in flipped for i in range(2))
+    assert any(torch.equal(f[0], images[0].flip(-1)) for f in flipped)
+    shifted = random_crop_flip(images, padding=2, flip=False)
+    assert shifted.shape == images.shape
+    # Every crop is a window of the reflection-padded image: its centre pixel is a shifted neighbour.
+    padded = torch.nn.functional.pad(images, (2,) * 4, mode="reflect")
+    for i in range(2):
+        windows = [padded[i, :, dy : dy + 8, dx : dx + 8] for dy in range(5) for dx in range(5)]
+        assert any(torch.equal(shifted[i], window) for window in windows)
+
+
+@pytest.mark.parametrize("net, args", [("mlp", {}), ("cnn", {}), ("resnet", {"blocks": 1})])
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32)])
+def test_every_net_fits_every_image_size(net, args, shape):
+    model = ImageClassifier(net, args, input_shape=shape, num_classes=10)
+    assert model(torch.randn(4, *shape)).shape == (4, 10)
+
+
+def test_lecture_mlp_is_784_512_512_10():
+    mlp = MLP((1, 28, 28), 10, widths=[512, 512])
+    sizes = [(layer.in_features, layer.out_features) for layer in mlp.modules() if isinstance(layer, torch.nn.Linear)]
+    assert sizes == [(784, 512), (512, 512), (512, 10)]
+    assert sum(p.numel() for p in mlp.parameters()) == 784 * 512 + 512 + 512 * 512 + 512 + 512 * 10 + 10
+
+
+def test_resnet_defaults_are_resnet20_and_cnn_halves_each_block():
+    convs = [m for m in ResNet((3, 32, 32), 10).modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert len(convs) + 1 == 20  # 19 convolutions and the final linear layer
+    features = SmallCNN((1, 28, 28), 10, channels=[8, 16, 32]).layers[:-3]  # up to the pooling
+    assert features(torch.zeros(1, 1, 28, 28)).shape == (1, 32, 4, 4)
+
+
+def test_bad_net_arguments_are_named():
+    with pytest.raises(ConfigError, match="'width'.*widths"):
+        ImageClassifier("mlp", {"width": [10]}, input_shape=(1, 8, 8), num_classes=10)
+    with pytest.raises(ConfigError, match="cnn, mlp, resnet"):
+        ImageClassifier("vgg", input_shape=(1, 8, 8), num_classes=10)
+    with pytest.raises(ConfigError, match="input_shape and num_classes"):
+        ImageClassifier("mlp")
+
+
+def test_overfits_one_batch_to_full_accuracy():
+    L.seed_everything(0)
+    data = VisionDataModule(batch_size=32)
+    model = ImageClassifier("mlp", {"widths": [128]}, input_shape=data.input_shape, num_classes=10,
+                            optimizer={"name": "adam", "lr": 3e-3})
+    trainer = L.Trainer(overfit_batches=1, max_epochs=60, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(model, data)
+    assert trainer.callback_metrics["train/acc"] == 1.0
+    assert trainer.callback_metrics["train/loss"] < 0.05
+
+
+def test_augmentation_applies_only_while_training():
+    data = VisionDataModule(augment=True, crop_padding=2)
+    data.setup("fit")
+    batch = next(iter(data.val_dataloader()))
+    trainer = L.Trainer(logger=False)
+    data.trainer = trainer  # not training: validation batches must stay as they are
+    first, second = data.on_after_batch_transfer(batch, 0)[0], data.on_after_batch_transfer(batch, 0)[0]
+    assert torch.equal(first, second)
+    trainer.training = True
+    assert not torch.equal(data.on_after_batch_transfer(batch, 0)[0], first)
