@@ -15,6 +15,10 @@ LICENSE = "{{ cookiecutter.license }}"
 # The nets (files in src/<package>/nets/) each family needs.
 FAMILY_NETS = {
     "vision": {"mlp", "cnn", "resnet"},
+    "tabular": {"mlp"},
+    "objective": set(),
+    "language": {"gpt"},
+    "diffusion": {"unet"},
 }
 
 

@@ -1,9 +1,18 @@
-"""Tests of the image-classification family: data, augmentation, nets, and learning."""
+"""Tests of the image-classification family: data, augmentation, nets, learning, configs.
+
+The downloadable datasets are replaced by small fake copies written in torchvision's own
+on-disk format (tests have no network).
+"""
+
+import hashlib
+import pickle
+from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
-from conftest import FAKE_TRAIN_SIZE, write_mnist_like
+from conftest import CONFIGS, run_one_batch
 
 from {{ cookiecutter.package_name }}.nets.cnn import SmallCNN
 from {{ cookiecutter.package_name }}.nets.mlp import MLP
@@ -16,6 +25,62 @@ from {{ cookiecutter.package_name }}.problems.vision import (
     random_crop_flip,
 )
 from {{ cookiecutter.package_name }}.registry import ConfigError
+
+# Fake datasets are just large enough for the validation sizes the configs hold out.
+FAKE_TRAIN_SIZE = {"mnist": 10_050, "fashion_mnist": 10_050, "cifar10": 5 * 1_010}
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write `array` (uint8) in the IDX format of the MNIST files."""
+    magic = {1: 2049, 3: 2051}[array.ndim]  # label files, image files
+    header = np.array([magic, *array.shape], dtype=">i4").tobytes()
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def write_mnist_like(data_dir: Path, class_name: str, n_train: int = 10_050, n_test: int = 50) -> None:
+    """Fake MNIST or FashionMNIST files where torchvision looks for them (data_dir/<class>/raw)."""
+    raw = data_dir / class_name / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
+
+
+def write_cifar10(data_dir: Path, monkeypatch, n_per_batch: int = 1_010) -> None:
+    """Fake CIFAR-10 python pickles, with torchvision's expected MD5 sums set to theirs."""
+    import torchvision
+
+    folder = data_dir / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    dataset = torchvision.datasets.CIFAR10
+    checksums = {}
+    for name, _ in dataset.train_list + dataset.test_list:
+        batch = {"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+                 "labels": list(np.arange(n_per_batch) % 10)}
+        (folder / name).write_bytes(pickle.dumps(batch))
+        checksums[name] = hashlib.md5((folder / name).read_bytes()).hexdigest()
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"class{i}" for i in range(10)]}))
+    meta_md5 = hashlib.md5((folder / "batches.meta").read_bytes()).hexdigest()
+    monkeypatch.setattr(dataset, "train_list", [[n, checksums[n]] for n, _ in dataset.train_list])
+    monkeypatch.setattr(dataset, "test_list", [[n, checksums[n]] for n, _ in dataset.test_list])
+    monkeypatch.setattr(dataset, "meta", {**dataset.meta, "md5": meta_md5})
+
+
+@pytest.fixture
+def fake_datasets(tmp_path, monkeypatch) -> Path:
+    """A data folder holding small fake copies of every downloadable dataset."""
+    data_dir = tmp_path / "data"
+    write_mnist_like(data_dir, "MNIST")
+    write_mnist_like(data_dir, "FashionMNIST")
+    write_cifar10(data_dir, monkeypatch)
+    return data_dir
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS.glob("vision*.yaml")), ids=lambda path: path.stem)
+def test_every_vision_config_runs_one_batch(config, in_tmp, fake_datasets):
+    run_one_batch(config)  # configs keep data in data/, where fake_datasets wrote it
 
 
 @pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist", "cifar10"])
