@@ -13,7 +13,6 @@ from {{ cookiecutter.package_name }}.optim import (
     OPTIMIZERS,
     SCHEDULES,
     build_optimizer,
-    build_scheduler,
     param_groups,
     schedule_factor,
 )
@@ -107,7 +106,7 @@ def test_bad_scheduler_configs_fail_clearly():
 )
 def test_schedules_match_their_formulas(config, total, expected):
     factor = schedule_factor(config, total)
-    for step, value in zip([0, 10, 50, 99], expected):
+    for step, value in zip([0, 10, 50, 99], expected, strict=True):
         if value is not None:
             assert factor(step) == pytest.approx(value), f"step {step}"
 

@@ -17,7 +17,6 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from {{ cookiecutter.package_name }}.cli import fall_back_to_fp16
 
 
-
 def scalars(run_dir: str) -> dict[str, list[float]]:
     """Every scalar of a run's TensorBoard event file, by tag."""
     events = EventAccumulator(run_dir)
@@ -44,7 +43,8 @@ def test_default_experiment_learns_and_logs_to_tensorboard(in_tmp):
         assert logged["val/acc"][-1] >= 0.95
     assert (run_dir / "config.yaml").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert list((run_dir / "checkpoints").glob("best-*.ckpt"))
-    tested = run("test", "--config", str(run_dir / "config.yaml"), "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt"), *QUIET)
+    last = str(run_dir / "checkpoints" / "last.ckpt")
+    tested = run("test", "--config", str(run_dir / "config.yaml"), "--ckpt_path", last, *QUIET)
     assert "test/loss" in tested.trainer.callback_metrics
 
 
@@ -77,7 +77,8 @@ def test_resume_from_last_reaches_the_same_result(in_tmp):
     assert resumed.trainer.log_dir == first.trainer.log_dir  # logs continue in the same run folder
     assert resumed.trainer.global_step == full.trainer.global_step
     for metric in ("val/loss", "train/loss"):
-        assert resumed.trainer.callback_metrics[metric] == pytest.approx(float(full.trainer.callback_metrics[metric]), abs=1e-6)
+        expected = float(full.trainer.callback_metrics[metric])
+        assert resumed.trainer.callback_metrics[metric] == pytest.approx(expected, abs=1e-6)
 
 
 def test_saved_config_reproduces_the_run(in_tmp):
@@ -86,7 +87,8 @@ def test_saved_config_reproduces_the_run(in_tmp):
     assert yaml.safe_load(saved.read_text())["model"]["init_args"]["optimizer"]["lr"] == 0.02
     again = run("fit", "--config", str(saved))
     assert again.trainer.log_dir != first.trainer.log_dir
-    assert again.trainer.callback_metrics["val/loss"] == pytest.approx(float(first.trainer.callback_metrics["val/loss"]), abs=1e-6)
+    expected = float(first.trainer.callback_metrics["val/loss"])
+    assert again.trainer.callback_metrics["val/loss"] == pytest.approx(expected, abs=1e-6)
 
 
 def test_ddp_with_two_cpu_processes(in_tmp):

@@ -29,7 +29,7 @@ from .registry import ConfigError
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # Properties of a DataModule handed to the model's argument of the same name, when both exist.
-DATA_TO_MODEL = ("input_shape", "num_classes")
+DATA_TO_MODEL = ("input_shape", "num_classes", "tokenizer", "block_size")
 DEFAULT_LOGGER = {
     "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
     "init_args": {"save_dir": "runs", "name": "default"},
@@ -112,7 +112,7 @@ def fall_back_to_fp16(trainer_config) -> None:
 
 def names_an_experiment(args: list[str]) -> bool:
     """Whether a --config among `args` sets the model, rather than only trainer presets."""
-    configs = [value for flag, value in zip(args, args[1:]) if flag in ("-c", "--config")]
+    configs = [value for flag, value in zip(args, args[1:], strict=False) if flag in ("-c", "--config")]
     configs += [arg.split("=", 1)[1] for arg in args if arg.startswith("--config=")]
     for config in configs:
         path = Path(config)

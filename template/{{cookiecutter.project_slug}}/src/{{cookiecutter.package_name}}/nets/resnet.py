@@ -26,7 +26,7 @@ class ResNet(nn.Module):
             nn.ReLU(inplace=True),
         ]
         channels_in = widths[0]
-        for stage, (width, count) in enumerate(zip(widths, blocks)):
+        for stage, (width, count) in enumerate(zip(widths, blocks, strict=True)):
             for i in range(count):
                 stride = 2 if stage > 0 and i == 0 else 1
                 downsample = None
