@@ -96,6 +96,16 @@ def test_bad_answers_are_rejected_with_a_fix_and_nothing_left(answers, message, 
     assert not any((tmp_path / "out").iterdir())
 
 
+def test_baked_project_installs_with_pip(tmp_path):
+    project = bake(tmp_path, project_name="Pip Check")
+    install = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "-e", str(project)]
+    subprocess.run(install, check=True)
+    imported = subprocess.run([sys.executable, "-c", "import pip_check.optim as m; print(m.__file__)"],
+                              cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert Path(imported.stdout.strip()).is_relative_to(project)
+    subprocess.run([sys.executable, "-m", "pip", "uninstall", "--quiet", "--yes", "pip-check"], check=True)
+
+
 def test_unchosen_licence_leaves_no_licence_file(tmp_path):
     project = bake(tmp_path, license="none", python_version="3.12")
     assert not (project / "LICENSE").exists()

@@ -2,6 +2,7 @@
 reproduced, presets are valid, DDP works, and bad input ends with a clear message."""
 
 import inspect
+import re
 import subprocess
 import sys
 from argparse import Namespace
@@ -43,9 +44,15 @@ def test_default_experiment_learns_and_logs_to_tensorboard(in_tmp):
         assert logged["val/acc"][-1] >= 0.95
     assert (run_dir / "config.yaml").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert list((run_dir / "checkpoints").glob("best-*.ckpt"))
+    last_state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False, map_location="cpu")
+    assert last_state["global_step"] == cli.trainer.global_step  # the end of the run, not the best epoch
     last = str(run_dir / "checkpoints" / "last.ckpt")
     tested = run("test", "--config", str(run_dir / "config.yaml"), "--ckpt_path", last, *QUIET)
     assert "test/loss" in tested.trainer.callback_metrics
+    validated = run("validate", "--config", str(run_dir / "config.yaml"), "--ckpt_path", last, *QUIET)
+    assert validated.trainer.callback_metrics["val/loss"] == pytest.approx(logged["val/loss"][-1], rel=1e-4)
+    predicted = run("predict", "--config", str(run_dir / "config.yaml"), "--ckpt_path", last, *QUIET)
+    assert len(predicted.trainer.predict_loop.predictions) > 0
 
 
 def test_train_py_runs_in_a_subprocess_with_the_debug_preset(tmp_path):
@@ -93,9 +100,18 @@ def test_saved_config_reproduces_the_run(in_tmp):
 
 def test_ddp_with_two_cpu_processes(in_tmp):
     cli = run("fit", "--trainer.strategy", "ddp_spawn", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
-              "--trainer.max_steps", "3", "--trainer.logger", "false", "--checkpoint.save_last", "false", *QUIET)
+              "--trainer.max_steps", "3", "--trainer.logger", "false", *QUIET)
     assert cli.trainer.world_size == 2
     assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
+
+
+SETS_A_VALUE = re.compile(r"^\s*(-\s+\S|[\w./-]+:\s*[^\s#])")  # `key: value` or `- item`
+
+
+@pytest.mark.parametrize("config", EXPERIMENTS + PRESETS, ids=lambda path: path.stem)
+def test_every_config_value_has_a_comment(config):
+    bare = [line for line in config.read_text().splitlines() if SETS_A_VALUE.match(line) and "#" not in line]
+    assert bare == [], f"{config.name}: say in a comment what these set"
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda path: path.stem)

@@ -10,7 +10,8 @@
 What this adds to LightningCLI:
 - when no --config names an experiment, the default experiment's config is used;
 - what the data knows (input shape, number of classes, ...) is passed to the model;
-- a `checkpoint` section configures ModelCheckpoint (best and last checkpoints by default);
+- a `checkpoint` section chooses the best checkpoint to keep, and checkpoints/last.ckpt is
+  rewritten at the end of every epoch (what `--ckpt_path last` resumes from);
 - `--ckpt_path last` continues the latest run of the experiment, in the same run directory;
 - bf16 precision falls back to fp16 on GPUs without bf16 (a Colab T4, for example);
 - config mistakes end with a one-line message instead of a traceback.
@@ -29,7 +30,7 @@ from .registry import ConfigError
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # Properties of a DataModule handed to the model's argument of the same name, when both exist.
-DATA_TO_MODEL = ("input_shape", "num_classes", "tokenizer", "block_size")
+DATA_TO_MODEL = ("input_shape", "num_classes", "tokenizer", "block_size", "num_features")
 DEFAULT_LOGGER = {
     "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
     "init_args": {"save_dir": "runs", "name": "default"},
@@ -45,10 +46,15 @@ class CourseCLI(LightningCLI):
             {
                 "checkpoint.monitor": "val/loss",
                 "checkpoint.mode": "min",
-                "checkpoint.save_last": True,
+                "checkpoint.save_last": False,  # LatestCheckpoint below writes last.ckpt
                 "checkpoint.filename": "best-{epoch}-{step}",
             }
         )
+
+    def instantiate_trainer(self, **kwargs):
+        trainer = super().instantiate_trainer(**kwargs)
+        trainer.callbacks.append(LatestCheckpoint())  # after the best-checkpoint one: "best" stays the best
+        return trainer
 
     def parse_arguments(self, parser, args):
         super().parse_arguments(parser, args)
@@ -71,6 +77,17 @@ class CourseCLI(LightningCLI):
                 f"\nRun saved in {trainer.log_dir} (config.yaml, checkpoints/, TensorBoard events)"
                 f"\nLook at it with: tensorboard --logdir {save_dir}"
             )
+
+
+class LatestCheckpoint(ModelCheckpoint):
+    """Rewrites checkpoints/last.ckpt at the end of every epoch, whatever the metrics do.
+
+    Since Lightning 2.6, ModelCheckpoint(save_last=True) writes last.ckpt only when it also saves
+    a new best checkpoint, so a run could not resume from its true last epoch with it alone.
+    """
+
+    def __init__(self):
+        super().__init__(filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
 
 
 def resume_latest_run(config) -> None:
