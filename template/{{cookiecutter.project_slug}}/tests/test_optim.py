@@ -9,10 +9,14 @@ from torch import nn
 
 from {{ cookiecutter.package_name }}.data import DeviceBatches, split_indices
 from {{ cookiecutter.package_name }}.module import CourseModule
+from {{ cookiecutter.package_name }}.optimizers import MuonWithAdamW, SignSGD
 from {{ cookiecutter.package_name }}.optim import (
     OPTIMIZERS,
+    RECOMMENDED,
+    SCHEDULE_FREE,
     SCHEDULES,
     build_optimizer,
+    muon_split,
     param_groups,
     schedule_factor,
 )
@@ -28,7 +32,9 @@ def small_model() -> nn.Module:
 def test_every_optimizer_builds_and_reduces_a_loss(name):
     model = small_model()
     x, y = torch.randn(64, 4), torch.randn(64, 1)
-    optimizer = build_optimizer(model, {"name": name, "lr": 0.01, "weight_decay": 0.01})
+    optimizer = build_optimizer(model, {"name": name, "weight_decay": 0.01})  # RECOMMENDED lr
+    if isinstance(optimizer, SCHEDULE_FREE):
+        optimizer.train()
     losses = []
     for _ in range(20):
         optimizer.zero_grad()
@@ -46,6 +52,58 @@ def test_sgd_takes_exactly_one_gradient_step():
     model(torch.ones(1, 3)).sum().backward()
     optimizer.step()
     assert torch.allclose(model.weight, before - 0.5 * torch.ones(1, 3))
+
+
+def test_every_optimizer_has_recommended_settings():
+    assert set(RECOMMENDED) == set(OPTIMIZERS)
+
+
+def test_signsgd_steps_by_the_sign_of_the_gradient():
+    param = torch.nn.Parameter(torch.tensor([1.0, -2.0, 3.0]))
+    optimizer = SignSGD([param], lr=0.1)
+    param.grad = torch.tensor([0.5, -7.0, 0.0])
+    optimizer.step()
+    assert torch.allclose(param, torch.tensor([0.9, -1.9, 3.0]))
+    signum = SignSGD([param], lr=0.1, momentum=0.5)  # averages first: m = 0.5 * g on the first step
+    param.grad = torch.tensor([-1.0, 1.0, 2.0])
+    before = param.detach().clone()
+    signum.step()
+    assert torch.allclose(param, before - 0.1 * torch.tensor([-1.0, 1.0, 1.0]))
+
+
+def test_muon_gets_exactly_the_hidden_weight_matrices():
+    model = nn.Sequential(nn.Embedding(10, 8), nn.Linear(8, 16), nn.LayerNorm(16), nn.Linear(16, 16),
+                          nn.Conv1d(16, 16, 3), nn.Linear(16, 5))
+    muon, others = muon_split(model)
+    assert [id(p) for p in muon] == [id(model[1].weight), id(model[3].weight)]
+    assert len(muon) + len(others) == len(list(model.parameters()))
+    optimizer = build_optimizer(model, {"name": "muon"})
+    assert isinstance(optimizer, MuonWithAdamW)
+    assert [id(p) for p in optimizer.muon.param_groups[0]["params"]] == [id(p) for p in muon]
+    adamw_params = {id(p) for group in optimizer.adamw.param_groups for p in group["params"]}
+    assert adamw_params == {id(p) for p in others}  # embedding, output layer, biases, norm, conv filter
+    assert optimizer.param_groups[0]["lr"] == 0.02 and optimizer.param_groups[1]["lr"] == 3e-3
+
+
+def test_muon_state_survives_a_checkpoint_round_trip():
+    model = small_model()
+    optimizer = build_optimizer(model, {"name": "muon"})
+    model(torch.randn(8, 4)).sum().backward()
+    optimizer.step()
+    copy = build_optimizer(model, {"name": "muon"})
+    copy.load_state_dict(optimizer.state_dict())
+    assert torch.equal(copy.muon.state_dict()["state"][0]["momentum_buffer"],
+                       optimizer.muon.state_dict()["state"][0]["momentum_buffer"])
+
+
+def test_group_overrides_take_matching_parameters():
+    model = small_model()  # 0: Linear, 1: LayerNorm, 3: Linear
+    groups = param_groups(model, 0.1, overrides=[{"match": "3.*", "lr": 0.5}])
+    names = [group["name"] for group in groups]
+    assert names == ["decay", "no_decay", "3.*"]
+    assert groups[2]["lr"] == 0.5 and len(groups[2]["params"]) == 2
+    optimizer = build_optimizer(model, {"name": "sgd", "lr": 0.1, "groups": [{"match": "3.*", "lr": 0.5}]})
+    assert [group["lr"] for group in optimizer.param_groups] == [0.1, 0.1, 0.5]
 
 
 def test_weight_decay_skips_biases_norms_and_embeddings():
@@ -66,11 +124,14 @@ def test_tied_weights_appear_once():
 @pytest.mark.parametrize(
     "config, message",
     [
-        ({"name": "adan", "lr": 0.1}, "adagrad, adam, adamw, rmsprop, sgd"),
+        ({"name": "adan", "lr": 0.1}, "choose one of adafactor, adagrad, adam, adamw, muon, nadam, radam"),
         ({"name": "adam", "lr": 0.1, "momentum": 0.9}, "'momentum'.*betas"),
         ({"name": "sgd", "lr": -0.1}, "lr must be a number >= 0"),
         ({"name": "sgd", "lr": 0.0}, "lr must be > 0"),
         ({"name": "adam", "lr": 0.1, "betas": [0.9, 1.0]}, r"betas must lie in \[0, 1\)"),
+        ({"name": "sgd", "momentum": 1.5}, r"momentum must lie in \[0, 1\)"),
+        ({"name": "muon", "adamw_betas": [0.9, 1.2]}, r"adamw_betas must lie in \[0, 1\)"),
+        ({"name": "sgd", "groups": [{"lr": 0.1}]}, "needs a `match` pattern"),
     ],
 )
 def test_bad_optimizer_configs_fail_clearly(config, message):
@@ -81,8 +142,8 @@ def test_bad_optimizer_configs_fail_clearly(config, message):
 
 
 def test_bad_scheduler_configs_fail_clearly():
-    with pytest.raises(ConfigError, match="constant, cosine, inverse_time, step, warmup_cosine"):
-        CourseModule(scheduler={"name": "linear"})
+    with pytest.raises(ConfigError, match="constant, cosine, exponential, inverse_time, linear, one_cycle, step"):
+        CourseModule(scheduler={"name": "cosin"})
     with pytest.raises(ConfigError, match="'gamma'"):
         CourseModule(scheduler={"name": "cosine", "gamma": 0.5})
     with pytest.raises(ConfigError, match="needs the run's length"):
@@ -102,6 +163,12 @@ def test_bad_scheduler_configs_fail_clearly():
         ({"name": "warmup_cosine"}, 100, [0.2, (1 + math.cos(math.pi * 5 / 95)) / 2, None, None]),
         ({"name": "constant", "warmup_steps": 20}, 100, [0.05, 0.55, 1, 1]),
         ({"name": "cosine", "warmup_steps": 10}, 110, [0.1, 1, (1 + math.cos(math.pi * 0.4)) / 2, None]),
+        ({"name": "exponential", "gamma": 0.9}, 100, [1, 0.9**10, 0.9**50, 0.9**99]),
+        ({"name": "exponential"}, 100, [1, 0.01**0.1, 0.1, 0.01**0.99]),  # reaches 0.01 at the end
+        ({"name": "linear"}, 100, [1, 0.9, 0.5, 0.01]),
+        ({"name": "linear", "warmup_steps": 10, "min_factor": 0.1}, 110, [0.1, 1, 1 - 0.9 * 0.4, None]),
+        ({"name": "wsd"}, 100, [1, 1, 1, 1 - 19 / 20]),  # decays over the last 20% of the run
+        ({"name": "wsd", "decay_fraction": 0.5, "warmup_steps": 10}, 110, [0.1, 1, 1, 1 - 39 / 50]),
     ],
 )
 def test_schedules_match_their_formulas(config, total, expected):
@@ -111,8 +178,23 @@ def test_schedules_match_their_formulas(config, total, expected):
             assert factor(step) == pytest.approx(value), f"step {step}"
 
 
+@pytest.mark.parametrize("total", [100, 37])
+def test_one_cycle_matches_torchs_one_cycle(total):
+    model = nn.Linear(2, 1)
+    reference_optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    reference = torch.optim.lr_scheduler.OneCycleLR(reference_optimizer, max_lr=1.0, total_steps=total)
+    expected = []
+    for _ in range(total):
+        expected.append(reference_optimizer.param_groups[0]["lr"])
+        reference_optimizer.step()
+        reference.step()
+    factor = schedule_factor({"name": "one_cycle"}, total)
+    assert [factor(step) for step in range(total)] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
 def test_every_schedule_is_covered_by_a_formula_test():
-    tested = {"constant", "step", "cosine", "inverse_time", "warmup_cosine"}
+    tested = {"constant", "step", "cosine", "inverse_time", "warmup_cosine", "exponential", "linear", "wsd",
+              "one_cycle"}
     assert set(SCHEDULES) == tested, "add the new schedule to test_schedules_match_their_formulas"
 
 

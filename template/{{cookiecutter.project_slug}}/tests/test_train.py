@@ -163,7 +163,7 @@ def test_bf16_falls_back_to_fp16_on_gpus_without_it(monkeypatch):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--model.init_args.optimizer.name", "adan"], "unknown optimizer 'adan': choose one of adagrad, adam"),
+        (["--model.init_args.optimizer.name", "adan"], "unknown optimizer 'adan': choose one of adafactor, adagrad, adam"),
         (["--model.init_args.scheduler.name", "cosin"], "unknown scheduler 'cosin'"),
         (["--ckpt_path", "last"], "no run of this experiment has a checkpoints/last.ckpt"),
         (["--ckpt_path", "broken.ckpt"], "broken.ckpt is not a PyTorch checkpoint"),

@@ -12,6 +12,8 @@ What this adds to LightningCLI:
 - what the data knows (input shape, number of classes, ...) is passed to the model;
 - a `checkpoint` section chooses the best checkpoint to keep, and checkpoints/last.ckpt is
   rewritten at the end of every epoch (what `--ckpt_path last` resumes from);
+- a `diagnostics` section switches the optimization diagnostics of callbacks.py;
+- a diverging run stops with a message and exit status 0 (a sweep counts it as a result);
 - `--ckpt_path last` continues the latest run of the experiment, in the same run directory;
 - bf16 precision falls back to fp16 on GPUs without bf16 (a Colab T4, for example);
 - config mistakes end with a one-line message instead of a traceback.
@@ -26,6 +28,7 @@ import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
+from .callbacks import Diagnostics, Diverged
 from .registry import ConfigError
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -41,6 +44,7 @@ class CourseCLI(LightningCLI):
     def add_arguments_to_parser(self, parser):
         for name in DATA_TO_MODEL:
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
+        parser.add_lightning_class_args(Diagnostics, "diagnostics")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
@@ -138,7 +142,7 @@ def names_an_experiment(args: list[str]) -> bool:
     return False
 
 
-def main(args: list[str] | None = None, default_config: str | Path | None = None) -> CourseCLI:
+def main(args: list[str] | None = None, default_config: str | Path | None = None) -> CourseCLI | None:
     """Run the command line on `args` (default: sys.argv), as train.py does.
 
     `default_config` is read first when no --config names an experiment, so that
@@ -158,15 +162,18 @@ def main(args: list[str] | None = None, default_config: str | Path | None = None
             auto_configure_optimizers=False,  # the optimizer is the model's `optimizer` entry
         )
     except Exception as error:
-        cause = config_error_in(error)
+        if diverged := cause_of_type(error, Diverged):
+            print(f"Diverged: {diverged}", file=sys.stderr)
+            return None  # a finished experiment with a result ("diverged"), not a crash
+        cause = cause_of_type(error, ConfigError)
         if cause is None:
             raise
         print(f"error: {cause}", file=sys.stderr)
         sys.exit(2)
 
 
-def config_error_in(error: BaseException | None) -> ConfigError | None:
-    """The ConfigError behind `error`, if any (jsonargparse wraps errors of __init__ methods)."""
-    while error is not None and not isinstance(error, ConfigError):
+def cause_of_type(error: BaseException | None, kind: type) -> BaseException | None:
+    """The exception of type `kind` behind `error`, if any (jsonargparse wraps errors of __init__)."""
+    while error is not None and not isinstance(error, kind):
         error = error.__cause__ or error.__context__
     return error

@@ -223,6 +223,11 @@ class ImageClassifier(CourseModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
 
+    def loss(self, batch) -> torch.Tensor:
+        """The training objective on one batch (used by the diagnostics)."""
+        images, labels = batch
+        return self.train_loss(self(images), labels)
+
     def training_step(self, batch, batch_idx):
         images, labels = batch
         logits = self(images)

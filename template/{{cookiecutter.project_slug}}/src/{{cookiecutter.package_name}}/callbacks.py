@@ -1,0 +1,209 @@
+"""Optimization diagnostics, logged to TensorBoard: why a run behaves as it does.
+
+train.py adds one Diagnostics callback to every run; its switches are the `diagnostics:`
+section of a config (see `python train.py fit --help`), e.g.
+
+    diagnostics:
+      every_n_steps: 50              # gradient/parameter/update norms, lr, momentum, throughput
+      sharpness_every_n_steps: 200   # top Hessian eigenvalue (0 = off)
+      noise_scale_every_n_steps: 200 # gradient noise scale (0 = off)
+      stop_on_divergence: true       # end the run cleanly when the loss is not finite
+
+Nothing is computed, and the device is never synchronised, on steps where nothing is logged.
+The sharpness and noise scale need the module's `loss(batch)` (see module.py).
+"""
+
+import math
+import time
+
+import torch
+from lightning.fabric.utilities.apply_func import apply_to_collection
+from lightning.pytorch import Callback
+from lightning.pytorch.utilities.data import extract_batch_size
+
+from .registry import ConfigError
+
+
+class Diverged(RuntimeError):
+    """The loss stopped being a finite, reasonable number. train.py exits with status 0."""
+
+
+def global_norm(tensors) -> torch.Tensor:
+    """The Euclidean norm of all `tensors` taken together."""
+    norms = [torch.linalg.vector_norm(t.detach().float()) for t in tensors]
+    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
+
+
+def top_hessian_eigenvalue(loss_fn, params: list[torch.Tensor], iterations: int = 20, seed: int = 0) -> float:
+    """The Hessian eigenvalue of largest magnitude of loss_fn() at `params`, by power iteration
+    on Hessian-vector products (double backpropagation; the Hessian is never formed)."""
+    with torch.enable_grad():
+        grads = torch.autograd.grad(loss_fn(), params, create_graph=True)
+        generator = torch.Generator(device=params[0].device).manual_seed(seed)
+        vector = [torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype) for p in params]
+        eigenvalue = torch.zeros(())
+        for _ in range(iterations):
+            norm = global_norm(vector)
+            vector = [v / norm for v in vector]
+            product = torch.autograd.grad(grads, params, grad_outputs=vector, retain_graph=True)
+            eigenvalue = sum((h * v).sum() for h, v in zip(product, vector, strict=True))  # Rayleigh quotient
+            vector = [h.detach() for h in product]
+    return float(eigenvalue)
+
+
+def noise_scale_parts(loss_fn, batch, params: list[torch.Tensor], pieces: int) -> tuple[float, float]:
+    """Unbiased estimates of |G|^2 (the true gradient's squared norm) and tr(Sigma) (the
+    per-example gradient covariance) from one batch cut into `pieces` equal micro-batches
+    (McCandlish et al., 2018, appendix A). Their ratio is the "simple" noise scale."""
+    size = extract_batch_size(batch)
+    small = size // pieces
+    if small < 1:
+        raise ConfigError(f"noise scale: a batch of {size} cannot be cut into {pieces} micro-batches")
+    small_norms, gradients = [], []
+    with torch.enable_grad():
+        for i in range(pieces):
+            piece = apply_to_collection(batch, torch.Tensor, lambda t, i=i: t[i * small : (i + 1) * small])
+            gradient = torch.autograd.grad(loss_fn(piece), params)
+            small_norms.append(float(global_norm(gradient)) ** 2)
+            gradients.append([g.detach() for g in gradient])
+    big = small * pieces
+    big_norm = float(global_norm([sum(parts) / pieces for parts in zip(*gradients, strict=True)])) ** 2
+    small_norm = sum(small_norms) / pieces
+    true_norm = (big * big_norm - small * small_norm) / (big - small)
+    trace = (small_norm - big_norm) / (1 / small - 1 / big)
+    return true_norm, trace
+
+
+class Diagnostics(Callback):
+    """Logs optimizer statistics every `every_n_steps` optimizer steps, optionally the
+    sharpness and the gradient noise scale, and stops a diverging run cleanly."""
+
+    def __init__(
+        self,
+        every_n_steps: int | None = None,  # None: the trainer's log_every_n_steps; 0: off
+        sharpness_every_n_steps: int = 0,  # top Hessian eigenvalue every this many steps (0: off)
+        sharpness_iterations: int = 20,  # power iterations per estimate
+        noise_scale_every_n_steps: int = 0,  # gradient noise scale every this many steps (0: off)
+        noise_scale_pieces: int = 4,  # micro-batches the batch is cut into for it
+        noise_scale_smoothing: float = 0.9,  # EMA factor applied to the noise scale's two parts
+        stop_on_divergence: bool = True,  # end the run when the loss is not finite or explodes
+        divergence_factor: float = 1e4,  # "explodes": above this many times the first loss
+        check_every_n_steps: int | None = None,  # how often the loss is checked; None: every logged step
+    ):
+        self.every_n_steps = every_n_steps
+        self.sharpness_every = sharpness_every_n_steps
+        self.sharpness_iterations = sharpness_iterations
+        self.noise_every = noise_scale_every_n_steps
+        self.noise_pieces = noise_scale_pieces
+        self.noise_smoothing = noise_scale_smoothing
+        self.stop_on_divergence = stop_on_divergence
+        self.divergence_factor = divergence_factor
+        self.check_every = check_every_n_steps
+        self.noise_parts = None  # EMA of (|G|^2, tr Sigma)
+        self.before_step = None  # parameters before a logged step, for the update size
+        self.first_loss = None
+        self.last_loss = None
+        self.timer = None  # (time, samples) at the previous logged step
+
+    def due(self, trainer, every: int | None) -> bool:
+        every = trainer.log_every_n_steps if every is None else every
+        return bool(every) and trainer.global_step % every == 0
+
+    def write(self, trainer, metrics: dict) -> None:
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
+
+    def setup(self, trainer, pl_module, stage):
+        needs_loss = self.sharpness_every or self.noise_every
+        if needs_loss and not callable(getattr(pl_module, "loss", None)):
+            raise ConfigError(f"sharpness and noise scale need {type(pl_module).__name__}.loss(batch)")
+        self.samples = 0
+
+    def on_train_start(self, trainer, pl_module):
+        self.write(trainer, {"diverged": 0.0})
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        if not self.due(trainer, self.every_n_steps):
+            return
+        metrics = {}
+        for i, group in enumerate(optimizer.param_groups):
+            name = group.get("name", f"group{i}")
+            grads = [p.grad for p in group["params"] if p.grad is not None]
+            metrics[f"opt/grad_norm/{name}"] = float(global_norm(grads))
+            metrics[f"opt/lr/{name}"] = float(group["lr"])
+            momentum = group.get("momentum", group.get("betas", (None,))[0])
+            if momentum is not None:
+                metrics[f"opt/momentum/{name}"] = float(momentum)
+        metrics["opt/grad_norm"] = math.sqrt(sum(v**2 for k, v in metrics.items() if k.startswith("opt/grad_norm/")))
+        self.write(trainer, metrics)
+        self.before_step = [p.detach().clone() for p in pl_module.parameters() if p.requires_grad]
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.samples += extract_batch_size(batch)
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None:
+            self.last_loss = loss.detach()
+        if self.stop_on_divergence and self.due(trainer, self.check_every):
+            self.check(trainer)
+        if self.before_step is not None:  # the step just taken was a logged one
+            params = [p.detach() for p in pl_module.parameters() if p.requires_grad]
+            update = global_norm([p - b for p, b in zip(params, self.before_step, strict=True)])
+            param_norm = global_norm(params)
+            self.write(trainer, {"opt/param_norm": float(param_norm),
+                               "opt/update_ratio": float(update / param_norm.clamp_min(1e-12))})
+            self.before_step = None
+            self.log_throughput(trainer, pl_module)
+        if self.sharpness_every and trainer.global_step % self.sharpness_every == 0:
+            params = [p for p in pl_module.parameters() if p.requires_grad]
+            value = top_hessian_eigenvalue(lambda: pl_module.loss(batch), params, self.sharpness_iterations)
+            self.write(trainer, {"opt/sharpness": value})
+        if self.noise_every and trainer.global_step % self.noise_every == 0:
+            self.log_noise_scale(trainer, pl_module, batch)
+
+    def log_throughput(self, trainer, pl_module):
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize()  # once per logged step: the timing must include queued work
+        now = time.perf_counter()
+        if self.timer is not None:
+            seconds, samples = now - self.timer[0], self.samples - self.timer[1]
+            steps = self.every_n_steps or trainer.log_every_n_steps
+            self.write(trainer, {"perf/samples_per_sec": samples / seconds, "perf/step_time": seconds / steps})
+        self.timer = (now, self.samples)
+
+    def log_noise_scale(self, trainer, pl_module, batch):
+        params = [p for p in pl_module.parameters() if p.requires_grad]
+        parts = noise_scale_parts(pl_module.loss, batch, params, self.noise_pieces)
+        if self.noise_parts is None:
+            self.noise_parts = parts
+        else:
+            self.noise_parts = tuple(self.noise_smoothing * old + (1 - self.noise_smoothing) * new
+                                     for old, new in zip(self.noise_parts, parts, strict=True))
+        true_norm, trace = self.noise_parts
+        if true_norm > 0:
+            self.write(trainer, {"opt/noise_scale": trace / true_norm})
+
+    # Divergence: checked every check_every_n_steps and before every validation and checkpoint,
+    # so no checkpoint of diverged weights is ever written.
+    def on_validation_start(self, trainer, pl_module):
+        if trainer.state.fn == "fit":
+            self.check(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.check(trainer)
+
+    def check(self, trainer) -> None:
+        if not self.stop_on_divergence or self.last_loss is None:
+            return
+        loss = float(self.last_loss)  # the one synchronisation of a check
+        if self.first_loss is None and math.isfinite(loss):
+            self.first_loss = abs(loss)
+        exploded = self.first_loss is not None and abs(loss) > self.divergence_factor * max(self.first_loss, 1e-8)
+        if math.isfinite(loss) and not exploded:
+            return
+        self.write(trainer, {"diverged": 1.0})
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
+        raise Diverged(
+            f"the loss diverged by step {trainer.global_step} (loss {loss:.3g}, learning rate {lr:.3g}). "
+            "The run stopped; its last checkpoint from before is kept. Try a smaller learning rate, "
+            "a warmup (scheduler warmup_steps), or gradient clipping (trainer.gradient_clip_val: 1.0)."
+        )

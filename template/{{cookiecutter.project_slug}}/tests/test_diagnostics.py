@@ -1,0 +1,130 @@
+"""Tests of the optimization diagnostics (callbacks.py), divergence handling, the optimizers on
+the default experiment's model, Schedule-Free's two sets of weights, and the modifiers."""
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from conftest import QUIET, run
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from {{ cookiecutter.package_name }}.callbacks import noise_scale_parts, top_hessian_eigenvalue
+from {{ cookiecutter.package_name }}.optim import OPTIMIZERS
+
+SHORT = ["--trainer.max_steps", "3", "--trainer.limit_val_batches", "0", "--trainer.logger", "false", *QUIET]
+
+
+def scalar(run_dir: Path, tag: str) -> list[float]:
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return [event.value for event in events.Scalars(tag)]
+
+
+def test_sharpness_of_a_quadratic_is_its_largest_eigenvalue():
+    torch.manual_seed(0)
+    eigenvalues = torch.linspace(1.0, 50.0, 20)
+    basis, _ = torch.linalg.qr(torch.randn(20, 20))
+    hessian = basis @ torch.diag(eigenvalues) @ basis.T
+    x = torch.randn(20, requires_grad=True)
+    estimate = top_hessian_eigenvalue(lambda: 0.5 * x @ hessian @ x, [x], iterations=100)
+    assert estimate == pytest.approx(50.0, rel=0.01)
+
+
+def test_gradient_noise_scale_matches_a_known_noise():
+    # loss_i(w) = |w - x_i|^2 / 2 with x_i ~ N(mu, sigma^2 I): G = w - mu, tr(Sigma) = d sigma^2.
+    torch.manual_seed(0)
+    dim, sigma = 10, 1.0
+    w = torch.nn.Parameter(torch.zeros(dim))
+    mu = torch.full((dim,), 1.0 / dim**0.5)  # |G|^2 = 1, so the noise scale is d sigma^2 = 10
+    true_norms, traces = [], []
+    for _ in range(50):
+        batch = (mu + sigma * torch.randn(512, dim),)
+        parts = noise_scale_parts(lambda b: 0.5 * ((w - b[0]) ** 2).sum(dim=1).mean(), batch, [w], pieces=8)
+        true_norms.append(parts[0])
+        traces.append(parts[1])
+    estimate = sum(traces) / sum(true_norms)
+    assert estimate == pytest.approx(dim * sigma**2, rel=0.2)
+
+
+def test_diagnostics_are_logged(in_tmp):
+    cli = run("fit", "--trainer.max_epochs", "2", "--diagnostics.sharpness_every_n_steps", "10",
+              "--diagnostics.noise_scale_every_n_steps", "10", *QUIET)
+    events = EventAccumulator(cli.trainer.log_dir)
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    expected = {"opt/grad_norm", "opt/param_norm", "opt/update_ratio", "opt/sharpness", "perf/samples_per_sec",
+                "diverged"}
+    assert expected <= tags
+    assert any(tag.startswith("opt/grad_norm/") for tag in tags) and any(tag.startswith("opt/lr/") for tag in tags)
+    assert all(value > 0 for value in scalar(Path(cli.trainer.log_dir), "opt/update_ratio"))
+
+
+def test_lecture_divergence_ends_cleanly(in_tmp, capsys):
+    # SGD with learning rate 10, as in the lecture: the run stops, with status 0 and a message.
+    result = run("fit", "--model.init_args.optimizer", "{name: sgd, lr: 10.0}", "--trainer.max_epochs", "3", *QUIET)
+    assert result is None  # train.py exits normally
+    assert "Diverged: the loss diverged by step" in capsys.readouterr().err
+    run_dir = next((in_tmp / "runs").glob("*/version_0"))
+    assert scalar(run_dir, "diverged")[-1] == 1.0
+
+
+def test_divergence_keeps_the_last_finite_checkpoint(in_tmp):
+    # The learning rate grows 15% a step (after 20 warmup steps): the loss blows up after an epoch or two.
+    result = run("fit", "--model.init_args.scheduler", "{name: exponential, gamma: 1.15, warmup_steps: 20}",
+                 "--trainer.max_epochs", "10", *QUIET)
+    assert result is None
+    run_dir = next((in_tmp / "runs").glob("*/version_0"))
+    assert scalar(run_dir, "diverged")[-1] == 1.0
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False, map_location="cpu")
+    assert last["global_step"] > 0
+    assert all(torch.isfinite(value).all() for value in last["state_dict"].values() if value.is_floating_point())
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_optimizer_trains_the_default_model(name, in_tmp):
+    cli = run("fit", "--model.init_args.optimizer", "{name: " + name + "}", *SHORT)
+    assert cli.trainer.global_step == 3
+    assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
+
+
+class WeightsAtValidation(L.Callback):
+    def on_validation_batch_start(self, trainer, module, batch, batch_idx, dataloader_idx=0):
+        self.weights = [p.detach().clone() for p in module.parameters()]
+
+
+def test_schedule_free_evaluates_and_saves_its_averaged_weights(in_tmp):
+    spy = WeightsAtValidation()
+    cli = run("fit", "--model.init_args.optimizer", "{name: schedulefree_adamw}", "--trainer.max_epochs", "2",
+              *QUIET)
+    run_dir = Path(cli.trainer.log_dir)
+    model, optimizer = cli.model, cli.trainer.optimizers[0]
+    training_weights = [p.detach().clone() for p in model.parameters()]
+    optimizer.eval()  # the averaged weights
+    averaged = [p.detach().clone() for p in model.parameters()]
+    assert not all(torch.equal(a, b) for a, b in zip(training_weights, averaged, strict=True))
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False, map_location="cpu")["state_dict"]
+    names = [name for name, _ in model.named_parameters()]
+    # (switching between the two sets of weights is an interpolation: equal up to rounding)
+    assert all(torch.allclose(saved[name], value, atol=1e-6) for name, value in zip(names, averaged, strict=True))
+    # ... and validation sees the averaged weights too.
+    trainer = L.Trainer(max_epochs=3, callbacks=[spy], logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, cli.datamodule, ckpt_path=str(run_dir / "checkpoints" / "last.ckpt"))
+    trainer.optimizers[0].eval()
+    assert all(torch.allclose(a, p, atol=1e-6) for a, p in zip(spy.weights, model.parameters(), strict=True))
+
+
+@pytest.mark.parametrize(
+    "modifier",
+    [
+        ["--trainer.gradient_clip_val", "0.5"],
+        ["--trainer.gradient_clip_val", "0.01", "--trainer.gradient_clip_algorithm", "value"],
+        ["--trainer.accumulate_grad_batches", "3", "--trainer.max_steps", "2"],
+        ["--trainer.callbacks", "[{class_path: lightning.pytorch.callbacks.EMAWeightAveraging}]"],
+    ],
+    ids=["clip_norm", "clip_value", "accumulate", "ema"],
+)
+def test_modifiers_are_config_keys(modifier, in_tmp):
+    cli = run("fit", "--trainer.max_epochs", "1", "--trainer.logger", "false", *modifier, *QUIET)
+    assert cli.trainer.global_step > 0 and torch.isfinite(cli.trainer.callback_metrics["train/loss"])
