@@ -9,7 +9,6 @@ from torch import nn
 
 from {{ cookiecutter.package_name }}.data import DeviceBatches, split_indices
 from {{ cookiecutter.package_name }}.module import CourseModule
-from {{ cookiecutter.package_name }}.optimizers import MuonWithAdamW, SignSGD
 from {{ cookiecutter.package_name }}.optim import (
     OPTIMIZERS,
     RECOMMENDED,
@@ -20,6 +19,7 @@ from {{ cookiecutter.package_name }}.optim import (
     param_groups,
     schedule_factor,
 )
+from {{ cookiecutter.package_name }}.optimizers import MuonWithAdamW, SignSGD
 from {{ cookiecutter.package_name }}.registry import ConfigError
 
 
@@ -104,6 +104,12 @@ def test_group_overrides_take_matching_parameters():
     assert groups[2]["lr"] == 0.5 and len(groups[2]["params"]) == 2
     optimizer = build_optimizer(model, {"name": "sgd", "lr": 0.1, "groups": [{"match": "3.*", "lr": 0.5}]})
     assert [group["lr"] for group in optimizer.param_groups] == [0.1, 0.1, 0.5]
+
+
+def test_optimizers_keep_their_own_default_weight_decay():
+    groups = build_optimizer(small_model(), {"name": "adamw"}).param_groups
+    assert [group["weight_decay"] for group in groups] == [0.01, 0.0]  # torch's AdamW default, not on biases
+    assert build_optimizer(small_model(), {"name": "adam"}).param_groups[0]["weight_decay"] == 0.0
 
 
 def test_weight_decay_skips_biases_norms_and_embeddings():

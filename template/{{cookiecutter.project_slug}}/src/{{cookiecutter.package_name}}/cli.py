@@ -71,7 +71,8 @@ class CourseCLI(LightningCLI):
             check_checkpoint(str(config.ckpt_path))
 
     def before_instantiate_classes(self):
-        fall_back_to_fp16(self.config[self.subcommand].trainer)
+        config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
+        fall_back_to_fp16(config.trainer)
 
     def after_fit(self):
         trainer = self.trainer
@@ -109,6 +110,9 @@ def resume_latest_run(config) -> None:
     config.ckpt_path = str(checkpoints[-1])
     logger.init_args.version = checkpoints[-1].parent.parent.name  # keep logging into that run
     print(f"Resuming from {config.ckpt_path}")
+    if config.trainer.max_steps not in (None, -1):
+        print("Note: with trainer.max_steps set, Lightning 2.6 resumes an end-of-epoch checkpoint one epoch "
+              "short. Limit runs by trainer.max_epochs to resume exactly.")
 
 
 def check_checkpoint(path: str) -> None:

@@ -30,6 +30,7 @@ To add an optimizer, add it to OPTIMIZERS; to add a schedule, add a function to 
 """
 
 import fnmatch
+import inspect
 import math
 from functools import partial
 
@@ -249,7 +250,8 @@ def build_optimizer(model: nn.Module, config: dict) -> torch.optim.Optimizer:
     check_optimizer(config)
     config = with_recommended(config)
     optimizer = OPTIMIZERS[config.pop("name")]
-    weight_decay = config.pop("weight_decay", 0.0)
+    own_default = inspect.signature(optimizer).parameters.get("weight_decay")
+    weight_decay = config.pop("weight_decay", own_default.default if own_default else 0.0)  # AdamW: 0.01
     groups = param_groups(model, weight_decay, config.pop("groups", []))
     if optimizer is MuonWithAdamW:
         muon_params, _ = muon_split(model)

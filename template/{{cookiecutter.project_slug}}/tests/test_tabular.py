@@ -1,0 +1,138 @@
+"""Tests of the tabular family: the data sources, the exact optimum, learning, 64-bit runs,
+and every config."""
+
+import lightning as L
+import pytest
+import torch
+from conftest import CONFIGS, run_one_batch
+
+from {{ cookiecutter.package_name }}.problems.tabular import SKLEARN_DATASETS, TabularDataModule, TabularModel, data_loss
+from {{ cookiecutter.package_name }}.registry import ConfigError
+
+
+def fit(model, data, epochs: int, **trainer_args) -> L.Trainer:
+    trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu", **trainer_args)
+    trainer.fit(model, data)
+    return trainer
+
+
+def model_for(data: TabularDataModule, **args) -> TabularModel:
+    return TabularModel(num_features=data.num_features, num_classes=data.num_classes, **args)
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS.glob("tabular*.yaml")), ids=lambda path: path.stem)
+def test_every_tabular_config_runs_one_batch(config, in_tmp):
+    run_one_batch(config)
+
+
+def synthetic(task="regression", **args) -> TabularDataModule:
+    data = TabularDataModule("synthetic", task, standardize=False, full_batch=True, **args)
+    data.setup("fit")
+    return data
+
+
+def test_synthetic_design_has_the_chosen_condition_number():
+    data = synthetic(n_samples=300, n_features=8, condition_number=25.0)
+    x = data.splits["train"][0].double()
+    eigenvalues = torch.linalg.eigvalsh(x.T @ x / len(x))
+    assert float(eigenvalues.min()) == pytest.approx(1 / 25, rel=1e-4) and float(eigenvalues.max()) == pytest.approx(1, rel=1e-4)
+    assert x.mean(dim=0).abs().max() < 1e-5  # centred columns
+
+
+def test_least_squares_optimum_matches_a_direct_solve():
+    data = synthetic(n_samples=200, n_features=6, condition_number=50.0, noise=0.3)
+    weight, bias, value = model_for(data, loss="squared").solve(*data.splits["train"])
+    x, y = (t.double() for t in data.splits["train"])
+    design = torch.cat([x, torch.ones(len(x), 1, dtype=torch.float64)], dim=1)
+    direct = torch.linalg.lstsq(design, y[:, None]).solution[:, 0]
+    assert torch.allclose(torch.cat([weight[0], bias]), direct, atol=1e-9)
+    assert float(value) == pytest.approx(float(((design @ direct - y) ** 2).mean()), rel=1e-9)
+    # with little noise the optimum is close to the true parameters
+    clean = synthetic(n_samples=200, n_features=6, noise=1e-4)
+    weight, bias, _ = model_for(clean, loss="squared").solve(*clean.splits["train"])
+    assert torch.allclose(weight[0], clean.truth["weight"][:, 0], atol=1e-3)
+
+
+def test_l1_optimum_satisfies_the_optimality_conditions():
+    data = synthetic(n_samples=200, n_features=10, noise=0.5)
+    l1 = 0.3
+    weight, bias, _ = model_for(data, loss="squared", l1=l1).solve(*data.splits["train"])
+    x, y = (t.double() for t in data.splits["train"])
+    w = weight[0].clone().requires_grad_()
+    data_loss("squared", (x @ w + bias)[:, None], y, 0).backward()
+    zero = weight[0] == 0
+    assert zero.any() and (~zero).any()
+    assert (w.grad[zero].abs() <= l1 + 1e-8).all()
+    assert torch.allclose(w.grad[~zero], -l1 * torch.sign(weight[0][~zero]), atol=1e-7)
+
+
+def test_gradient_descent_reaches_the_logistic_optimum():
+    L.seed_everything(0)
+    data = TabularDataModule("synthetic", "multiclass", n_samples=300, n_features=5, noise=1.0, full_batch=True)
+    model = model_for(data, loss="logistic", l2=0.01, optimizer={"name": "sgd", "lr": 2.0, "momentum": 0.5})
+    trainer = fit(model, data, 150)
+    assert model.optimum is not None
+    assert trainer.callback_metrics["val/dist_to_opt"] < 1e-3
+    assert 0 <= trainer.callback_metrics["train/excess_loss"] < 1e-6
+
+
+def test_logistic_regression_separates_separable_classes():
+    L.seed_everything(0)
+    data = TabularDataModule("synthetic", "binary", n_samples=50, n_features=5, noise=0.0, full_batch=True)
+    model = model_for(data, loss="logistic", optimizer={"name": "sgd", "lr": 5.0})
+    fit(model, data, 200)
+    assert model.optimum is None  # separable and no l2 penalty: no minimizer to measure against
+    x, y = data.splits["train"]
+    assert torch.equal((model(x)[:, 0] > 0).long(), y)  # 100% training accuracy
+
+
+def test_linear_svm_learns_breast_cancer():
+    L.seed_everything(0)
+    data = TabularDataModule("breast_cancer", batch_size=32)
+    model = model_for(data, loss="hinge", l2=1e-3, optimizer={"name": "sgd", "lr": 0.05})
+    trainer = fit(model, data, 5)
+    assert trainer.callback_metrics["val/acc"] > 0.9 and trainer.callback_metrics["val/auroc"] > 0.95
+
+
+def test_64_true_precision_puts_the_data_in_float64():
+    L.seed_everything(0)
+    data = TabularDataModule("synthetic", "regression", n_samples=100, n_features=4, condition_number=2.0,
+                             standardize=False, full_batch=True)
+    model = model_for(data, loss="squared", optimizer={"name": "sgd", "lr": 0.5})
+    trainer = fit(model, data, 100, precision="64-true")
+    assert data.splits["train"][0].dtype == torch.float64 and model.net.weight.dtype == torch.float64
+    assert trainer.callback_metrics["val/dist_to_opt"] < 1e-11  # far below float32's resolution
+
+
+@pytest.mark.parametrize("name", sorted(SKLEARN_DATASETS))
+def test_bundled_datasets_are_standardized_with_training_statistics(name):
+    data = TabularDataModule(name)
+    data.setup("fit")
+    x, y = data.splits["train"]
+    assert x.shape[1] == data.num_features and torch.allclose(x.mean(dim=0), torch.zeros(x.shape[1]), atol=1e-4)
+    assert not torch.allclose(data.splits["val"][0].mean(dim=0), torch.zeros(x.shape[1]), atol=1e-4)
+    assert data.num_classes == 0 or int(y.max()) + 1 == data.num_classes
+    sizes = [len(data.splits[split][1]) for split in ("train", "val", "test")]
+    assert sizes[1] == sizes[2] and sum(sizes) == len(data.raw[0][1]) + len(data.raw[1][1]) + len(data.raw[2][1])
+
+
+def test_csv_source_reads_a_named_target_column(in_tmp):
+    rows = ["height,colour,weight"] + [f"{i % 7},{'red' if i % 3 else 'blue'},{i * 0.5}" for i in range(60)]
+    (in_tmp / "plants.csv").write_text("\n".join(rows))
+    data = TabularDataModule("csv", "binary", csv_path="plants.csv", target="colour", full_batch=True)
+    assert data.num_features == 2 and data.num_classes == 2
+    model = model_for(data, loss="logistic", l2=0.1, optimizer={"name": "sgd", "lr": 0.5})
+    fit(model, data, 3)
+    assert model.optimum is not None
+    with pytest.raises(ConfigError, match="no column 'label'.*height, colour, weight"):
+        _ = TabularDataModule("csv", csv_path="plants.csv", target="label").num_features
+
+
+def test_bad_settings_are_explained():
+    with pytest.raises(ConfigError, match="use squared for a real-valued target"):
+        TabularModel(loss="logistic", num_features=3, num_classes=0)
+    with pytest.raises(ConfigError, match="unknown source 'housing'"):
+        TabularDataModule("housing")
+    with pytest.raises(ConfigError, match="'width'.*widths"):
+        TabularModel(net="mlp", net_args={"width": [4]}, num_features=3, num_classes=2)
