@@ -119,9 +119,9 @@ def test_denoiser_learns_digits_and_sampling_command_writes_a_png(tmp_path, caps
 def test_training_noise_depends_only_on_the_step():
     model = Diffusion(TINY, steps=100, input_shape=(1, 8, 8), ema_decay=None)
     images = torch.zeros(4, 1, 8, 8)
-    first = model.loss(images, torch.Generator().manual_seed(5))
+    first = model.noise_loss(images, torch.Generator().manual_seed(5))
     torch.rand(10)  # the global RNG moves on...
-    assert model.loss(images, torch.Generator().manual_seed(5)) == first  # ...the training noise does not
+    assert model.noise_loss(images, torch.Generator().manual_seed(5)) == first  # ...the training noise does not
 
 
 def test_bad_settings_are_named():

@@ -85,6 +85,22 @@ def test_muon_gets_exactly_the_hidden_weight_matrices():
     assert optimizer.param_groups[0]["lr"] == 0.02 and optimizer.param_groups[1]["lr"] == 3e-3
 
 
+def test_muon_leaves_a_tied_output_layer_and_keeps_every_hidden_matrix():
+    embedding, hidden, head = nn.Embedding(10, 8), nn.Linear(8, 8), nn.Linear(8, 10, bias=False)
+    head.weight = embedding.weight  # weight tying, as in the GPT
+    muon, _ = muon_split(nn.ModuleList([embedding, hidden, head]))
+    assert [id(p) for p in muon] == [id(hidden.weight)]
+
+
+def test_muon_falls_back_for_models_without_hidden_layers():
+    matrix = nn.ParameterList([nn.Parameter(torch.randn(4, 3)), nn.Parameter(torch.randn(5))])
+    optimizer = build_optimizer(matrix, {"name": "muon"})  # e.g. a matrix-valued decision variable
+    assert [p.shape for p in optimizer.muon.param_groups[0]["params"]] == [(4, 3)]
+    with pytest.warns(UserWarning, match="every parameter is trained by AdamW"):
+        vector_only = build_optimizer(nn.ParameterList([nn.Parameter(torch.randn(5))]), {"name": "muon"})
+    assert vector_only.muon is None and len(vector_only.param_groups) == 1
+
+
 def test_muon_state_survives_a_checkpoint_round_trip():
     model = small_model()
     optimizer = build_optimizer(model, {"name": "muon"})

@@ -12,7 +12,8 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from conftest import CONFIGS, run_one_batch
+from conftest import CONFIGS, QUIET, run, run_one_batch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from {{ cookiecutter.package_name }}.nets.cnn import SmallCNN
 from {{ cookiecutter.package_name }}.nets.mlp import MLP
@@ -195,3 +196,14 @@ def test_augmentation_applies_only_while_training():
     assert torch.equal(first, second)
     trainer.training = True
     assert not torch.equal(data.on_after_batch_transfer(batch, 0)[0], first)
+
+
+def test_lecture_sgd_at_learning_rate_10_ends_cleanly(in_tmp, capsys):
+    # SGD with learning rate 10, as in the lecture: the run stops, with status 0 and a message.
+    result = run("fit", "--config", str(CONFIGS / "vision.yaml"), "--model.init_args.optimizer", "{name: sgd, lr: 10.0}",
+                 "--trainer.max_epochs", "3", *QUIET)
+    assert result is None  # train.py exits normally
+    assert "Diverged: the loss diverged by step" in capsys.readouterr().err
+    events = EventAccumulator(str(next((in_tmp / "runs").glob("*/version_0"))))
+    events.Reload()
+    assert events.Scalars("diverged")[-1].value == 1.0

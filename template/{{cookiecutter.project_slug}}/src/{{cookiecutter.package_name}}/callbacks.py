@@ -19,6 +19,7 @@ import time
 import torch
 from lightning.fabric.utilities.apply_func import apply_to_collection
 from lightning.pytorch import Callback
+from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.data import extract_batch_size
 
 from .registry import ConfigError
@@ -26,6 +27,14 @@ from .registry import ConfigError
 
 class Diverged(RuntimeError):
     """The loss stopped being a finite, reasonable number. train.py exits with status 0."""
+
+
+def batch_size_of(batch) -> int:
+    """Samples in a batch; 0 for batches without one (the objective family's noise draws)."""
+    try:
+        return extract_batch_size(batch)
+    except Exception:  # Lightning finds no tensor with a batch dimension in it
+        return 0
 
 
 def global_norm(tensors) -> torch.Tensor:
@@ -55,7 +64,7 @@ def noise_scale_parts(loss_fn, batch, params: list[torch.Tensor], pieces: int) -
     """Unbiased estimates of |G|^2 (the true gradient's squared norm) and tr(Sigma) (the
     per-example gradient covariance) from one batch cut into `pieces` equal micro-batches
     (McCandlish et al., 2018, appendix A). Their ratio is the "simple" noise scale."""
-    size = extract_batch_size(batch)
+    size = batch_size_of(batch)
     small = size // pieces
     if small < 1:
         raise ConfigError(f"noise scale: a batch of {size} cannot be cut into {pieces} micro-batches")
@@ -139,7 +148,7 @@ class Diagnostics(Callback):
         self.before_step = [p.detach().clone() for p in pl_module.parameters() if p.requires_grad]
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.samples += extract_batch_size(batch)
+        self.samples += batch_size_of(batch)
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is not None:
             self.last_loss = loss.detach()
@@ -172,7 +181,12 @@ class Diagnostics(Callback):
 
     def log_noise_scale(self, trainer, pl_module, batch):
         params = [p for p in pl_module.parameters() if p.requires_grad]
-        parts = noise_scale_parts(pl_module.loss, batch, params, self.noise_pieces)
+        try:
+            parts = noise_scale_parts(pl_module.loss, batch, params, self.noise_pieces)
+        except ConfigError as error:  # this batch cannot be split: say so once, and go on training
+            rank_zero_warn(f"gradient noise scale switched off: {error}")
+            self.noise_every = 0
+            return
         if self.noise_parts is None:
             self.noise_parts = parts
         else:

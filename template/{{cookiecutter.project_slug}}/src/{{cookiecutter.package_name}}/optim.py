@@ -36,6 +36,7 @@ from functools import partial
 
 import schedulefree
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from .optimizers import MuonWithAdamW, SignSGD
@@ -236,12 +237,16 @@ def param_groups(model: nn.Module, weight_decay: float, overrides: list[dict] = 
 def muon_split(model: nn.Module) -> tuple[list, list]:
     """(hidden weight matrices for Muon, every other parameter for AdamW).
 
-    A hidden weight matrix is the 2-D weight of an nn.Linear layer other than the last one (the
-    output layer). Embeddings, biases, norms and convolution filters go to AdamW.
+    A hidden weight matrix is the weight of an nn.Linear layer other than the last one (taken to
+    be the output layer, even when its weight is tied to an embedding). Embeddings, biases, norms
+    and convolution filters go to AdamW.
     """
     named = list(named_trainable(model))
-    linear_weights = [param for name, param, module in named if isinstance(module, nn.Linear) and param.ndim == 2]
-    hidden = {id(param) for param in linear_weights[:-1]}
+    linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
+    embeddings = {id(module.weight) for module in model.modules() if isinstance(module, nn.Embedding)}
+    hidden = {id(module.weight) for module in linears[:-1] if module.weight.requires_grad} - embeddings
+    if not hidden:  # no hidden layers (e.g. the objective family): any matrix the model optimizes
+        hidden = {id(param) for _, param, _ in named if param.ndim == 2} - embeddings
     return [p for _, p, _ in named if id(p) in hidden], [p for _, p, _ in named if id(p) not in hidden]
 
 
@@ -256,12 +261,12 @@ def build_optimizer(model: nn.Module, config: dict) -> torch.optim.Optimizer:
     if optimizer is MuonWithAdamW:
         muon_params, _ = muon_split(model)
         if not muon_params:
-            raise ConfigError("muon found no hidden weight matrix (nn.Linear) in this model: use adamw")
+            rank_zero_warn("muon: this model has no weight matrix, so every parameter is trained by AdamW")
         hidden = {id(p) for p in muon_params}
         adamw_groups = [{**g, "params": [p for p in g["params"] if id(p) not in hidden]} for g in groups]
-        muon_group = {"name": "muon", "params": muon_params}
+        muon_groups = [{"name": "muon", "params": muon_params}] if muon_params else []
         adamw_groups = [g for g in adamw_groups if g["params"]]
-        return MuonWithAdamW([muon_group], adamw_groups, weight_decay=weight_decay, **config)
+        return MuonWithAdamW(muon_groups, adamw_groups, weight_decay=weight_decay, **config)
     return optimizer(groups, **config)
 
 

@@ -63,13 +63,15 @@ class MuonWithAdamW(Optimizer):
         adamw_betas: tuple[float, float] = (0.9, 0.95),  # AdamW's betas
         adamw_weight_decay: float = 0.0,  # AdamW's weight decay (only where param_groups allows it)
     ):
+        # Either part may be empty (a model without weight matrices, or with nothing else).
         self.muon = torch.optim.Muon(muon_groups, lr=lr, momentum=momentum, nesterov=nesterov,
-                                     weight_decay=weight_decay)
+                                     weight_decay=weight_decay) if muon_groups else None
         for group in adamw_groups:
             group["weight_decay"] = adamw_weight_decay if group.get("weight_decay") else 0.0
-        self.adamw = torch.optim.AdamW(adamw_groups, lr=adamw_lr, betas=adamw_betas)
+        self.adamw = torch.optim.AdamW(adamw_groups, lr=adamw_lr, betas=adamw_betas) if adamw_groups else None
+        self.parts = [part for part in (self.muon, self.adamw) if part is not None]
         # Register the very same group dicts here, so schedulers and loggers see both optimizers.
-        super().__init__(self.muon.param_groups + self.adamw.param_groups, {})
+        super().__init__([group for part in self.parts for group in part.param_groups], {})
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -77,13 +79,14 @@ class MuonWithAdamW(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        self.muon.step()
-        self.adamw.step()
+        for part in self.parts:
+            part.step()
         return loss
 
     def state_dict(self):
-        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
+        return {"muon": self.muon and self.muon.state_dict(), "adamw": self.adamw and self.adamw.state_dict()}
 
     def load_state_dict(self, state_dict):
-        self.muon.load_state_dict(state_dict["muon"])
-        self.adamw.load_state_dict(state_dict["adamw"])
+        for name, part in (("muon", self.muon), ("adamw", self.adamw)):
+            if part is not None:
+                part.load_state_dict(state_dict[name])

@@ -190,24 +190,28 @@ class Diffusion(CourseModule):
         alpha_bar = self.alpha_bar.to(x0.device)[t].view(-1, 1, 1, 1)
         return alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise
 
-    def loss(self, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def loss(self, batch) -> torch.Tensor:
+        """The training objective on one batch of images (used by the diagnostics)."""
+        return self.noise_loss(batch, None)
+
+    def noise_loss(self, x0: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         t = torch.randint(0, self.hparams.steps, (len(x0),), device=x0.device, generator=generator)
         noise = torch.randn(x0.shape, device=x0.device, generator=generator)
         return F.mse_loss(self(self.add_noise(x0, t, noise), t), noise)
 
     def training_step(self, images, batch_idx):
         seed = (self.noise_seed + self.global_step) * 1_009 + self.global_rank
-        loss = self.loss(images, torch.Generator(images.device).manual_seed(seed))
+        loss = self.noise_loss(images, torch.Generator(images.device).manual_seed(seed))
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
     def validation_step(self, images, batch_idx):
         # The same steps and noise at every validation: the curve shows the model, not the draw.
-        loss = self.loss(images, torch.Generator(images.device).manual_seed(batch_idx))
+        loss = self.noise_loss(images, torch.Generator(images.device).manual_seed(batch_idx))
         self.log("val/loss", loss, prog_bar=True, sync_dist=True)
 
     def test_step(self, images, batch_idx):
-        self.log("test/loss", self.loss(images, torch.Generator(images.device).manual_seed(batch_idx)), sync_dist=True)
+        self.log("test/loss", self.noise_loss(images, torch.Generator(images.device).manual_seed(batch_idx)), sync_dist=True)
 
     def predict_step(self, images, batch_idx):
         """`python train.py predict`: as many samples (in [-1, 1]) as the batch has images."""
@@ -215,6 +219,7 @@ class Diffusion(CourseModule):
         return self.sample(len(images), hp.sampler, hp.sample_steps, hp.eta, seed=batch_idx)
 
     def on_validation_epoch_end(self):
+        super().on_validation_epoch_end()
         hp, trainer = self.hparams, self.trainer
         if hp.samples <= 0 or trainer.sanity_checking or (trainer.current_epoch + 1) % hp.sample_every:
             return

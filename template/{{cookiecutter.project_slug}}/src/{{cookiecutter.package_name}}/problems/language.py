@@ -325,19 +325,23 @@ class LanguageModel(CourseModule):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.net(tokens)
 
-    def loss(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(self, batch) -> torch.Tensor:
+        """The training objective on one batch: mean cross-entropy in nats per token."""
+        return self.loss_and_targets(batch)[0]
+
+    def loss_and_targets(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean cross-entropy (nats per token) and the targets."""
         inputs, targets = batch
         logits = self(inputs)
         return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten()), targets
 
     def training_step(self, batch, batch_idx):
-        loss, _ = self.loss(batch)
+        loss = self.loss(batch)
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
     def evaluate(self, batch, stage: str) -> None:
-        loss, targets = self.loss(batch)
+        loss, targets = self.loss_and_targets(batch)
         self.mean_loss[stage].update(loss, weight=targets.numel())
         self.mean_bytes[stage].update(self.token_bytes[targets].mean(), weight=targets.numel())
 
@@ -365,6 +369,7 @@ class LanguageModel(CourseModule):
         self.log_epoch("test")
 
     def on_validation_epoch_end(self):
+        super().on_validation_epoch_end()
         self.log_epoch("val")
         sample_now = (self.trainer.current_epoch + 1) % self.hparams.sample_every == 0
         if self.hparams.sample_tokens > 0 and sample_now and not self.trainer.sanity_checking:

@@ -615,6 +615,10 @@ class ObjectiveModule(CourseModule):
         the extra measures are computed and logged only then, since self.log costs time."""
         return (self.global_step + 1) % self.trainer.log_every_n_steps == 0
 
+    def loss(self, batch) -> torch.Tensor:
+        """The objective at the current iterate on one batch (used by the diagnostics)."""
+        return self.problem.loss(self.iterate(), batch)
+
     def training_step(self, batch, batch_idx):
         x = self.iterate()
         loss = self.problem.loss(x, batch)

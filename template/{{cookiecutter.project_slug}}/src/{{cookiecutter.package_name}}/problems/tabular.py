@@ -335,9 +335,13 @@ class TabularModel(CourseModule):
             return outputs[:, 0]
         return torch.sigmoid(outputs[:, 0]) if self.hparams.num_classes == 2 else outputs.softmax(dim=1)
 
-    def training_step(self, batch, batch_idx):
+    def loss(self, batch) -> torch.Tensor:
+        """The training objective on one batch, penalties included (used by the diagnostics)."""
         x, y = batch
-        loss = self.objective(x, y)
+        return self.objective(x, y)
+
+    def training_step(self, batch, batch_idx):
+        loss = self.loss(batch)
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
@@ -403,6 +407,7 @@ class TabularModel(CourseModule):
 
     def on_validation_epoch_end(self):
         """Log the distance to theta* and the excess training objective (full training set)."""
+        super().on_validation_epoch_end()
         if self.optimum is None or self.trainer.sanity_checking:
             return
         weight, bias, value = (t.to(self.device, self.dtype) for t in self.optimum)
