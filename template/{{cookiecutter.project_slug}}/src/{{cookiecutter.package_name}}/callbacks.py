@@ -21,6 +21,7 @@ from lightning.fabric.utilities.apply_func import apply_to_collection
 from lightning.pytorch import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.data import extract_batch_size
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .registry import ConfigError
 
@@ -46,7 +47,8 @@ def global_norm(tensors) -> torch.Tensor:
 def top_hessian_eigenvalue(loss_fn, params: list[torch.Tensor], iterations: int = 20, seed: int = 0) -> float:
     """The Hessian eigenvalue of largest magnitude of loss_fn() at `params`, by power iteration
     on Hessian-vector products (double backpropagation; the Hessian is never formed)."""
-    with torch.enable_grad():
+    # Fused attention kernels have no second derivative: use the plain ("math") one here.
+    with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH):
         grads = torch.autograd.grad(loss_fn(), params, create_graph=True)
         generator = torch.Generator(device=params[0].device).manual_seed(seed)
         vector = [torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype) for p in params]
