@@ -59,6 +59,26 @@ class DeviceBatches:
             yield tuple(tensor[index] for tensor in self.tensors)
 
 
+def data_device(datamodule) -> torch.device:
+    """Where a DataModule's tensors belong: its trainer's device (the CPU without a trainer)."""
+    return datamodule.trainer.strategy.root_device if datamodule.trainer else torch.device("cpu")
+
+
+def device_batches(datamodule, tensors: Sequence[torch.Tensor], batch_size: int, training: bool) -> DeviceBatches:
+    """DeviceBatches of a DataModule's split: shuffled by its `shuffle_seed` when training (but not
+    under overfit_batches, which must see the same batch every epoch), sharded across the
+    trainer's processes."""
+    trainer = datamodule.trainer
+    return DeviceBatches(
+        tensors,
+        batch_size=batch_size,
+        shuffle=training and not (trainer and trainer.overfit_batches),
+        seed=datamodule.shuffle_seed,
+        rank=trainer.global_rank if trainer else 0,
+        world_size=trainer.world_size if trainer else 1,
+    )
+
+
 def split_indices(n: int, holdout: int | float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Shuffle range(n) with `seed` and cut off `holdout` indices: a fraction of n if below 1,
     else a count. Returns (kept, held_out)."""

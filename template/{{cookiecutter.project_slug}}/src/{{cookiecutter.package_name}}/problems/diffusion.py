@@ -27,7 +27,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from ..data import DeviceBatches, split_indices
+from ..data import DeviceBatches, data_device, device_batches, split_indices
 from ..module import CourseModule
 from ..nets.unet import UNet
 from ..registry import ConfigError, check_arguments, lookup
@@ -96,21 +96,14 @@ class ImageDataModule(L.LightningDataModule):
         hp = self.hparams
         data = load_images(hp.dataset, hp.data_dir, download=False)
         train, val = split_indices(len(data["train"]), hp.val_size, hp.split_seed)
-        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        device = data_device(self)
         self.splits = {"train": data["train"][train].to(device), "val": data["train"][val].to(device),
                        "test": data["test"].to(device)}
         self.shuffle_seed = int(torch.randint(0, 2**31 - 1, ()))
 
     def batches(self, split: str, training: bool = False) -> DeviceBatches:
-        trainer = self.trainer
-        return DeviceBatches(
-            (self.splits[split],),
-            batch_size=self.hparams.batch_size if training else self.hparams.eval_batch_size,
-            shuffle=training and not (trainer and trainer.overfit_batches),
-            seed=self.shuffle_seed,
-            rank=trainer.global_rank if trainer else 0,
-            world_size=trainer.world_size if trainer else 1,
-        )
+        batch_size = self.hparams.batch_size if training else self.hparams.eval_batch_size
+        return device_batches(self, (self.splits[split],), batch_size, training)
 
     def train_dataloader(self):
         return self.batches("train", training=True)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
-from ..data import DeviceBatches
+from ..data import DeviceBatches, data_device, device_batches
 from ..module import CourseModule
 from ..nets.gpt import GPT
 from ..registry import ConfigError, check_arguments
@@ -252,7 +252,7 @@ class TextDataModule(L.LightningDataModule):
         tokens = torch.tensor(make_tokenizer(hp.tokenizer).encode(text), dtype=torch.long)
         n_train = int(len(tokens) * (1 - hp.val_fraction - hp.test_fraction))
         n_val = int(len(tokens) * hp.val_fraction)
-        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        device = data_device(self)
         self.splits = {
             "train": tokens[:n_train].to(device),
             "val": tokens[n_train : n_train + n_val].to(device),
@@ -281,9 +281,7 @@ class TextDataModule(L.LightningDataModule):
         if limit:  # evenly spread over the split, not just its beginning
             keep = torch.linspace(0, len(inputs) - 1, min(limit, len(inputs))).long().to(inputs.device)
             inputs, targets = inputs[keep], targets[keep]
-        trainer = self.trainer
-        return DeviceBatches((inputs, targets), self.hparams.eval_batch_size,
-                             rank=trainer.global_rank if trainer else 0, world_size=trainer.world_size if trainer else 1)
+        return device_batches(self, (inputs, targets), self.hparams.eval_batch_size, training=False)
 
     def val_dataloader(self):
         return self.held_out("val")

@@ -30,7 +30,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import AUROC, Accuracy
 from torchmetrics.regression import MeanSquaredError, R2Score
 
-from ..data import DeviceBatches, split_indices
+from ..data import DeviceBatches, data_device, device_batches, split_indices
 from ..module import CourseModule
 from ..nets.mlp import MLP
 from ..registry import ConfigError, check_arguments
@@ -209,7 +209,7 @@ class TabularDataModule(L.LightningDataModule):
         trainer = self.trainer
         # The data follow the module's precision: float64 for precision 64-true, else float32.
         dtype = torch.float64 if trainer and str(trainer.precision).startswith("64") else torch.float32
-        device = trainer.strategy.root_device if trainer else torch.device("cpu")
+        device = data_device(self)
         splits = dict(zip(("train", "val", "test"), self.load(), strict=True))
         mean, std = torch.zeros(()), torch.ones(())
         if self.hparams.standardize:  # statistics of the training split only
@@ -221,16 +221,9 @@ class TabularDataModule(L.LightningDataModule):
         self.shuffle_seed = int(torch.randint(0, 2**31 - 1, ()))  # from the global seed, as in vision
 
     def batches(self, split: str, training: bool = False) -> DeviceBatches:
-        trainer = self.trainer
         full = not training or self.hparams.full_batch
-        return DeviceBatches(
-            self.splits[split],
-            batch_size=len(self.splits[split][1]) if full else self.hparams.batch_size,
-            shuffle=training and not full and not (trainer and trainer.overfit_batches),
-            seed=self.shuffle_seed,
-            rank=trainer.global_rank if trainer else 0,
-            world_size=trainer.world_size if trainer else 1,
-        )
+        batch_size = len(self.splits[split][1]) if full else self.hparams.batch_size
+        return device_batches(self, self.splits[split], batch_size, training=training and not full)
 
     def train_dataloader(self):
         return self.batches("train", training=True)

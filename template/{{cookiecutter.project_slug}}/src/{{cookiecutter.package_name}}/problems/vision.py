@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from ..data import DeviceBatches, split_indices
+from ..data import DeviceBatches, data_device, device_batches, split_indices
 from ..module import CourseModule
 from ..nets.cnn import SmallCNN
 from ..nets.mlp import MLP
@@ -145,7 +145,7 @@ class VisionDataModule(L.LightningDataModule):
         data = load_images(hp.dataset, hp.data_dir, download=False)
         train_images, train_labels = data["train"]
         train, val = split_indices(len(train_labels), hp.val_size, hp.split_seed)
-        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        device = data_device(self)
         self.splits = {
             "train": (train_images[train].to(device), train_labels[train].to(device)),
             "val": (train_images[val].to(device), train_labels[val].to(device)),
@@ -160,16 +160,8 @@ class VisionDataModule(L.LightningDataModule):
         self.shuffle_seed = int(torch.randint(0, 2**31 - 1, ()))
 
     def batches(self, split: str, training: bool = False) -> DeviceBatches:
-        trainer = self.trainer
-        return DeviceBatches(
-            self.splits[split],
-            batch_size=self.hparams.batch_size if training else self.hparams.eval_batch_size,
-            # overfit_batches must see the same batch every epoch: no shuffling then
-            shuffle=training and not (trainer and trainer.overfit_batches),
-            seed=self.shuffle_seed,
-            rank=trainer.global_rank if trainer else 0,
-            world_size=trainer.world_size if trainer else 1,
-        )
+        batch_size = self.hparams.batch_size if training else self.hparams.eval_batch_size
+        return device_batches(self, self.splits[split], batch_size, training)
 
     def train_dataloader(self):
         return self.batches("train", training=True)
