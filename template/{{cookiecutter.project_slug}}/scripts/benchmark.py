@@ -58,7 +58,8 @@ def plain_loop(config: str, steps: int, warmup: int) -> float:
     """Seconds per step of a hand-written loop: forward, backward, optimizer step."""
     cli = experiment(config, [])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model, data = cli.model.to(device), cli.datamodule
+    model = cli.model.to(device)
+    data = cli.datamodule or model  # some families' modules make their own batches
     data.trainer = L.Trainer(accelerator=device.type, devices=1, logger=False)  # only to place the data
     data.setup("fit")
     optimizer = build_optimizer(model, model.optimizer_config)

@@ -111,6 +111,7 @@ class Problem(nn.Module):
         return self.value(x)
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
+        """The exact objective f(x). Abstract: every problem below defines its own."""
         raise NotImplementedError
 
     def distance(self, x: torch.Tensor) -> torch.Tensor | None:
