@@ -59,6 +59,33 @@ class DeviceBatches:
             yield tuple(tensor[index] for tensor in self.tensors)
 
 
+class SeededDraws:
+    """`length` batches per epoch, each made by `draw(generator)`: for data drawn afresh at every
+    step (random text windows, noise samples) rather than cut from a fixed set.
+
+    The generator is seeded by (seed, epoch, rank). Lightning calls `sampler.set_epoch(epoch)`
+    before each epoch, so a resumed run draws the same batches as an uninterrupted one, and
+    each DDP process draws its own.
+    """
+
+    batch_sampler = None  # Lightning inspects `sampler` and `batch_sampler` as on a DataLoader
+
+    def __init__(self, draw, length: int, seed: int = 0, rank: int = 0):
+        self.draw, self.length, self.seed, self.rank, self.epoch = draw, length, seed, rank, 0
+        self.sampler = self  # what Lightning calls set_epoch on
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 1_009 + self.rank)
+        for _ in range(self.length):
+            yield self.draw(generator)
+
+
 def data_device(datamodule) -> torch.device:
     """Where a DataModule's tensors belong: its trainer's device (the CPU without a trainer)."""
     return datamodule.trainer.strategy.root_device if datamodule.trainer else torch.device("cpu")

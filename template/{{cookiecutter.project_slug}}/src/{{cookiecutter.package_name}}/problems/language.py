@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
-from ..data import DeviceBatches, data_device, device_batches
+from ..data import DeviceBatches, SeededDraws, data_device, device_batches
 from ..module import CourseModule
 from ..nets.gpt import GPT
 from ..registry import ConfigError, check_arguments
@@ -167,36 +167,22 @@ def load_text(corpus: str, data_dir: str = "data", sha256: str | None = None) ->
     return path.read_text(encoding="utf-8")
 
 
-class RandomWindows:
-    """`batches` random windows of `block_size` + 1 tokens per epoch, as (inputs, targets).
-
-    Start positions are drawn from a generator seeded by (seed, epoch, rank): Lightning calls
-    `sampler.set_epoch(epoch)` before each epoch, so a resumed run sees the same windows.
-    """
-
-    batch_sampler = None
+class RandomWindows(SeededDraws):
+    """`batches` random windows of `block_size` + 1 tokens per epoch, as (inputs, targets), with
+    start positions drawn afresh (and reproducibly, see SeededDraws) every epoch."""
 
     def __init__(self, tokens: torch.Tensor, block_size: int, batch_size: int, batches: int,
                  seed: int = 0, rank: int = 0):
         if len(tokens) <= block_size + 1:
             raise ConfigError(f"the training text has {len(tokens)} tokens: fewer than block_size + 2; lower block_size")
-        self.tokens, self.block_size, self.batch_size, self.batches = tokens, block_size, batch_size, batches
-        self.seed, self.rank, self.epoch = seed, rank, 0
-        self.sampler = self  # what Lightning calls set_epoch on
+        super().__init__(self.windows, batches, seed, rank)
+        self.tokens, self.block_size, self.batch_size = tokens, block_size, batch_size
+        self.offsets = torch.arange(block_size + 1, device=tokens.device)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.batches
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 1_009 + self.rank)
-        offsets = torch.arange(self.block_size + 1, device=self.tokens.device)
-        for _ in range(self.batches):
-            starts = torch.randint(len(self.tokens) - self.block_size, (self.batch_size, 1), generator=generator)
-            windows = self.tokens[starts.to(self.tokens.device) + offsets]
-            yield windows[:, :-1], windows[:, 1:]
+    def windows(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        starts = torch.randint(len(self.tokens) - self.block_size, (self.batch_size, 1), generator=generator)
+        windows = self.tokens[starts.to(self.tokens.device) + self.offsets]
+        return windows[:, :-1], windows[:, 1:]
 
 
 def consecutive_windows(tokens: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data import DeviceBatches
+from ..data import DeviceBatches, SeededDraws
 from ..module import CourseModule
 from ..registry import ConfigError, check_arguments, lookup
 
@@ -541,26 +541,12 @@ PROBLEMS = {
 }
 
 
-class Samples:
-    """`steps` batches per epoch of what makes the objective random, drawn from (seed, epoch,
-    rank) so that a resumed run sees the same batches. Lightning calls set_epoch before each epoch."""
-
-    batch_sampler = None
+class Samples(SeededDraws):
+    """`steps` batches per epoch of what makes the objective random (row indices or noise),
+    drawn reproducibly (see SeededDraws)."""
 
     def __init__(self, problem: Problem, batch_size: int | None, steps: int, seed: int, rank: int = 0):
-        self.problem, self.batch_size, self.steps, self.seed, self.rank = problem, batch_size, steps, seed, rank
-        self.sampler, self.epoch = self, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 1_009 + self.rank)
-        for _ in range(self.steps):
-            yield self.problem.sample(self.batch_size, generator)
+        super().__init__(partial(problem.sample, batch_size), steps, seed, rank)
 
 
 class ObjectiveModule(CourseModule):
