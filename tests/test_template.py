@@ -161,7 +161,7 @@ def test_readme_commands_generate_train_and_report_where_the_logs_are(tmp_path):
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # cookiecutter and uv
     result = subprocess.run(command, shell=True, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "Look at it with: tensorboard --logdir runs" in result.stdout
+    assert "Look at it with: uv run tensorboard --logdir runs" in result.stdout
     project = tmp_path / "optimizer-study"
     assert list(project.glob("runs/vision_digits/version_0/events.out.tfevents.*"))
 

@@ -20,7 +20,7 @@ from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from {{ cookiecutter.package_name }}.cli import CourseCLI
-from {{ cookiecutter.package_name }}.optim import SCHEDULE_FREE, build_optimizer
+from {{ cookiecutter.package_name }}.optim import param_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "configs" / "{{ 'vision' if cookiecutter.problem_family == 'all' else cookiecutter.problem_family }}.yaml"
@@ -62,8 +62,8 @@ def plain_loop(config: str, steps: int, warmup: int) -> float:
     data = cli.datamodule or model  # some families' modules make their own batches
     data.trainer = L.Trainer(accelerator=device.type, devices=1, logger=False)  # only to place the data
     data.setup("fit")
-    optimizer = build_optimizer(model, model.optimizer_config)
-    if isinstance(optimizer, SCHEDULE_FREE):
+    optimizer = model.optimizer_factory(param_groups(model, model.param_group_overrides))
+    if hasattr(optimizer, "train"):  # Schedule-Free: train on the training weights
         optimizer.train()
     step, start = 0, None
     while step < steps:

@@ -12,6 +12,7 @@ import pytest
 import torch
 from conftest import CONFIGS, run_one_batch
 
+from {{ cookiecutter.package_name }}.optim import make_optimizer
 from {{ cookiecutter.package_name }}.problems import diffusion
 from {{ cookiecutter.package_name }}.problems.diffusion import Diffusion, ImageDataModule, noise_schedule
 from {{ cookiecutter.package_name }}.registry import ConfigError
@@ -94,7 +95,7 @@ def test_denoiser_learns_digits_and_sampling_command_writes_a_png(tmp_path, caps
     L.seed_everything(0)
     data = ImageDataModule(batch_size=64)
     model = Diffusion({"channels": [16, 32], "time_dim": 32}, steps=100, samples=0, ema_decay=0.9,
-                      optimizer={"name": "adam", "lr": 3e-3}, input_shape=data.input_shape)
+                      optimizer=make_optimizer("adam", lr=3e-3), input_shape=data.input_shape)
     trainer = L.Trainer(max_epochs=4, logger=False, default_root_dir=tmp_path, enable_progress_bar=False,
                         enable_model_summary=False)
     untrained = trainer.validate(model, data, verbose=False)[0]["val/loss"]

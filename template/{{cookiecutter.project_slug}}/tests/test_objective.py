@@ -6,6 +6,7 @@ import pytest
 import torch
 from conftest import CONFIGS, run_one_batch
 
+from {{ cookiecutter.package_name }}.optim import make_optimizer
 from {{ cookiecutter.package_name }}.problems.objective import (
     CompressedSensing,
     LeastSquares,
@@ -33,7 +34,7 @@ def test_every_objective_config_runs_one_batch(config, in_tmp):
 
 def test_gradient_descent_on_a_quadratic_follows_theory():
     L.seed_everything(0)
-    module = ObjectiveModule("quadratic", {"dim": 6, "condition_number": 10.0}, optimizer={"name": "sgd", "lr": 1.0})
+    module = ObjectiveModule("quadratic", {"dim": 6, "condition_number": 10.0}, optimizer=make_optimizer("sgd", lr=1.0))
     x0, steps = module.x.detach().clone().double(), 40
     fit(module, steps)
     problem = module.problem
@@ -91,7 +92,7 @@ def test_sgd_noise_floor_falls_with_larger_batches_and_smaller_steps():
 def search(bound: float) -> ObjectiveModule:
     L.seed_everything(0)
     args = {"function": INEQUALITY, "function_args": {"bound": bound}, "shape": [3], "domain": "positive"}
-    module = ObjectiveModule("function", args, optimizer={"name": "adam", "lr": 0.05})
+    module = ObjectiveModule("function", args, optimizer=make_optimizer("adam", lr=0.05))
     fit(module, 150)
     return module
 
@@ -113,7 +114,7 @@ def test_projection_keeps_iterates_in_the_domain():
     assert torch.allclose(x[1], torch.tensor([0.2, 0.3, 0.5]))  # already on the simplex: unchanged
     L.seed_everything(0)
     args = {"function": INEQUALITY, "shape": [3], "domain": "simplex", "constraint": "project", "restarts": 4}
-    module = ObjectiveModule("function", args, optimizer={"name": "sgd", "lr": 0.01})
+    module = ObjectiveModule("function", args, optimizer=make_optimizer("sgd", lr=0.01))
     fit(module, 20)
     assert torch.allclose(module.x.sum(dim=1), torch.ones(4), atol=1e-5) and (module.x >= 0).all()
 
@@ -121,7 +122,7 @@ def test_projection_keeps_iterates_in_the_domain():
 def test_float64_runs_converge_beyond_float32_accuracy():
     L.seed_everything(0)
     module = ObjectiveModule("least_squares", {"rows": 60, "dim": 5, "condition_number": 3.0},
-                             optimizer={"name": "sgd", "lr": 1.0})
+                             optimizer=make_optimizer("sgd", lr=1.0))
     trainer = fit(module, 150, precision="64-true")
     assert module.x.dtype == torch.float64 and module.problem.x_star.dtype == torch.float64
     assert trainer.callback_metrics["val/dist_to_opt"] < 1e-11
@@ -131,7 +132,7 @@ def test_float64_runs_converge_beyond_float32_accuracy():
 def test_nonconvex_problems_recover_the_ground_truth(problem, args):
     L.seed_everything(0)
     lr, momentum = {"phase_retrieval": (0.005, 0.5), "matrix_completion": (5.0, 0.8)}[problem]
-    module = ObjectiveModule(problem, args, optimizer={"name": "sgd", "lr": lr, "momentum": momentum})
+    module = ObjectiveModule(problem, args, optimizer=make_optimizer("sgd", lr=lr, momentum=momentum))
     trainer = fit(module, 300)
     assert trainer.callback_metrics["val/dist_to_opt"] < 1e-3
 

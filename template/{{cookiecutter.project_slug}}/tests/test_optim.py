@@ -11,15 +11,14 @@ from {{ cookiecutter.package_name }}.data import DeviceBatches, split_indices
 from {{ cookiecutter.package_name }}.module import CourseModule
 from {{ cookiecutter.package_name }}.optim import (
     OPTIMIZERS,
-    RECOMMENDED,
-    SCHEDULE_FREE,
     SCHEDULES,
-    build_optimizer,
-    muon_split,
+    check_optimizer,
+    hidden_matrices,
+    make_optimizer,
+    make_schedule,
     param_groups,
-    schedule_factor,
 )
-from {{ cookiecutter.package_name }}.optimizers import MuonWithAdamW, SignSGD
+from {{ cookiecutter.package_name }}.optimizers import MuonWithAdamW, SGDMomentum, SignSGD
 from {{ cookiecutter.package_name }}.registry import ConfigError
 
 
@@ -28,12 +27,17 @@ def small_model() -> nn.Module:
     return nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.ReLU(), nn.Linear(8, 1))
 
 
+def build(model: nn.Module, name: str, **arguments) -> torch.optim.Optimizer:
+    """What the module does with `--optimizer name --optimizer.<argument> value`."""
+    return make_optimizer(name, **arguments)(param_groups(model))
+
+
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_every_optimizer_builds_and_reduces_a_loss(name):
     model = small_model()
     x, y = torch.randn(64, 4), torch.randn(64, 1)
-    optimizer = build_optimizer(model, {"name": name, "weight_decay": 0.01})  # RECOMMENDED lr
-    if isinstance(optimizer, SCHEDULE_FREE):
+    optimizer = build(model, name, weight_decay=0.01)  # starting lr
+    if hasattr(optimizer, "train"):  # Schedule-Free
         optimizer.train()
     losses = []
     for _ in range(20):
@@ -45,17 +49,34 @@ def test_every_optimizer_builds_and_reduces_a_loss(name):
     assert losses[-1] < losses[0]
 
 
+def test_every_optimizer_name_has_a_class_and_a_starting_lr():
+    for name, (class_path, starting_values) in OPTIMIZERS.items():
+        assert issubclass(make_optimizer(name).func, torch.optim.Optimizer), name
+        assert starting_values["lr"] > 0, class_path
+
+
 def test_sgd_takes_exactly_one_gradient_step():
     model = nn.Linear(3, 1, bias=False)
     before = model.weight.detach().clone()
-    optimizer = build_optimizer(model, {"name": "sgd", "lr": 0.5})
+    optimizer = build(model, "sgd", lr=0.5)
     model(torch.ones(1, 3)).sum().backward()
     optimizer.step()
     assert torch.allclose(model.weight, before - 0.5 * torch.ones(1, 3))
 
 
-def test_every_optimizer_has_recommended_settings():
-    assert set(RECOMMENDED) == set(OPTIMIZERS)
+def test_hand_written_sgd_momentum_matches_torchs():
+    torch.manual_seed(0)
+    mine, reference = nn.Linear(5, 3), nn.Linear(5, 3)
+    reference.load_state_dict(mine.state_dict())
+    optimizers = [SGDMomentum(mine.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01),
+                  torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)]
+    for _ in range(5):
+        x = torch.randn(8, 5)
+        for model, optimizer in zip([mine, reference], optimizers, strict=True):
+            optimizer.zero_grad()
+            model(x).square().mean().backward()
+            optimizer.step()
+    assert torch.allclose(mine.weight, reference.weight, atol=1e-6)
 
 
 def test_signsgd_steps_by_the_sign_of_the_gradient():
@@ -74,102 +95,116 @@ def test_signsgd_steps_by_the_sign_of_the_gradient():
 def test_muon_gets_exactly_the_hidden_weight_matrices():
     model = nn.Sequential(nn.Embedding(10, 8), nn.Linear(8, 16), nn.LayerNorm(16), nn.Linear(16, 16),
                           nn.Conv1d(16, 16, 3), nn.Linear(16, 5))
-    muon, others = muon_split(model)
-    assert [id(p) for p in muon] == [id(model[1].weight), id(model[3].weight)]
-    assert len(muon) + len(others) == len(list(model.parameters()))
-    optimizer = build_optimizer(model, {"name": "muon"})
+    hidden = [model[1].weight, model[3].weight]
+    assert hidden_matrices(model) == {id(p) for p in hidden}
+    optimizer = build(model, "muon")
     assert isinstance(optimizer, MuonWithAdamW)
-    assert [id(p) for p in optimizer.muon.param_groups[0]["params"]] == [id(p) for p in muon]
+    assert [id(p) for p in optimizer.muon.param_groups[0]["params"]] == [id(p) for p in hidden]
     adamw_params = {id(p) for group in optimizer.adamw.param_groups for p in group["params"]}
-    assert adamw_params == {id(p) for p in others}  # embedding, output layer, biases, norm, conv filter
+    assert adamw_params == {id(p) for p in model.parameters()} - {id(p) for p in hidden}  # embedding, head, ...
     assert optimizer.param_groups[0]["lr"] == 0.02 and optimizer.param_groups[1]["lr"] == 3e-3
 
 
 def test_muon_leaves_a_tied_output_layer_and_keeps_every_hidden_matrix():
     embedding, hidden, head = nn.Embedding(10, 8), nn.Linear(8, 8), nn.Linear(8, 10, bias=False)
     head.weight = embedding.weight  # weight tying, as in the GPT
-    muon, _ = muon_split(nn.ModuleList([embedding, hidden, head]))
-    assert [id(p) for p in muon] == [id(hidden.weight)]
+    assert hidden_matrices(nn.ModuleList([embedding, hidden, head])) == {id(hidden.weight)}
 
 
 def test_muon_falls_back_for_models_without_hidden_layers():
     matrix = nn.ParameterList([nn.Parameter(torch.randn(4, 3)), nn.Parameter(torch.randn(5))])
-    optimizer = build_optimizer(matrix, {"name": "muon"})  # e.g. a matrix-valued decision variable
+    optimizer = build(matrix, "muon")  # e.g. a matrix-valued decision variable
     assert [p.shape for p in optimizer.muon.param_groups[0]["params"]] == [(4, 3)]
     with pytest.warns(UserWarning, match="every parameter is trained by AdamW"):
-        vector_only = build_optimizer(nn.ParameterList([nn.Parameter(torch.randn(5))]), {"name": "muon"})
+        vector_only = build(nn.ParameterList([nn.Parameter(torch.randn(5))]), "muon")
     assert vector_only.muon is None and len(vector_only.param_groups) == 1
+    plain = MuonWithAdamW(small_model().parameters())  # plain tensors: 2-D ones go to Muon
+    assert [p.ndim for p in plain.muon.param_groups[0]["params"]] == [2, 2]
 
 
 def test_muon_state_survives_a_checkpoint_round_trip():
     model = small_model()
-    optimizer = build_optimizer(model, {"name": "muon"})
+    optimizer = build(model, "muon")
     model(torch.randn(8, 4)).sum().backward()
     optimizer.step()
-    copy = build_optimizer(model, {"name": "muon"})
+    copy = build(model, "muon")
     copy.load_state_dict(optimizer.state_dict())
     assert torch.equal(copy.muon.state_dict()["state"][0]["momentum_buffer"],
                        optimizer.muon.state_dict()["state"][0]["momentum_buffer"])
 
 
 def test_group_overrides_take_matching_parameters():
-    model = small_model()  # 0: Linear, 1: LayerNorm, 3: Linear
-    groups = param_groups(model, 0.1, overrides=[{"match": "3.*", "lr": 0.5}])
-    names = [group["name"] for group in groups]
-    assert names == ["decay", "no_decay", "3.*"]
+    model = small_model()  # 0: Linear (hidden), 1: LayerNorm, 3: Linear (output)
+    groups = param_groups(model, overrides=[{"match": "3.*", "lr": 0.5}])
+    assert [group["name"] for group in groups] == ["matrices", "no_decay", "3.*"]
     assert groups[2]["lr"] == 0.5 and len(groups[2]["params"]) == 2
-    optimizer = build_optimizer(model, {"name": "sgd", "lr": 0.1, "groups": [{"match": "3.*", "lr": 0.5}]})
+    optimizer = make_optimizer("sgd", lr=0.1)(groups)
     assert [group["lr"] for group in optimizer.param_groups] == [0.1, 0.1, 0.5]
+    with pytest.raises(ConfigError, match="needs a `match` pattern"):
+        param_groups(model, overrides=[{"lr": 0.1}])
 
 
 def test_optimizers_keep_their_own_default_weight_decay():
-    groups = build_optimizer(small_model(), {"name": "adamw"}).param_groups
-    assert [group["weight_decay"] for group in groups] == [0.01, 0.0]  # torch's AdamW default, not on biases
-    assert build_optimizer(small_model(), {"name": "adam"}).param_groups[0]["weight_decay"] == 0.0
+    groups = build(small_model(), "adamw").param_groups
+    assert [group["weight_decay"] for group in groups] == [0.01, 0.01, 0.0]  # torch's AdamW default, not on biases
+    assert build(small_model(), "adam").param_groups[0]["weight_decay"] == 0.0
 
 
 def test_weight_decay_skips_biases_norms_and_embeddings():
     model = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 4), nn.BatchNorm1d(4), nn.LayerNorm(4))
-    decay, no_decay = param_groups(model, weight_decay=0.1)
-    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
-    assert [p.shape for p in decay["params"]] == [(4, 4)]  # only the linear layer's weight matrix
+    matrices, no_decay = build(model, "sgd", weight_decay=0.1).param_groups
+    assert matrices["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert [p.shape for p in matrices["params"]] == [(4, 4)]  # only the linear layer's weight matrix
     assert len(no_decay["params"]) == 6  # embedding, linear bias, two norms' weights and biases
 
 
 def test_tied_weights_appear_once():
     embedding, head = nn.Embedding(10, 4), nn.Linear(4, 10, bias=False)
     head.weight = embedding.weight
-    groups = param_groups(nn.ModuleList([embedding, head]), weight_decay=0.1)
+    groups = param_groups(nn.ModuleList([embedding, head]))
     assert sum(len(group["params"]) for group in groups) == 1
 
 
 @pytest.mark.parametrize(
-    "config, message",
+    "name, arguments, message",
     [
-        ({"name": "adan", "lr": 0.1}, "choose one of adafactor, adagrad, adam, adamw, muon, nadam, radam"),
-        ({"name": "adam", "lr": 0.1, "momentum": 0.9}, "'momentum'.*betas"),
-        ({"name": "sgd", "lr": -0.1}, "lr must be a number >= 0"),
-        ({"name": "sgd", "lr": 0.0}, "lr must be > 0"),
-        ({"name": "adam", "lr": 0.1, "betas": [0.9, 1.0]}, r"betas must lie in \[0, 1\)"),
-        ({"name": "sgd", "momentum": 1.5}, r"momentum must lie in \[0, 1\)"),
-        ({"name": "muon", "adamw_betas": [0.9, 1.2]}, r"adamw_betas must lie in \[0, 1\)"),
-        ({"name": "sgd", "groups": [{"lr": 0.1}]}, "needs a `match` pattern"),
+        ("adan", {}, "unknown optimizer 'adan': choose one of sgd, momentum, nesterov, adagrad"),
+        ("adam", {"momentum": 0.9}, "optimizer Adam: .*unexpected keyword argument 'momentum'"),
+        ("sgd", {"lr": -0.1}, "optimizer SGD: Invalid learning rate"),
+        ("sgd", {"lr": 0.0}, "lr must be > 0"),
+        ("adam", {"betas": (0.9, 1.0)}, "Invalid beta parameter"),
+        ("sgd", {"momentum": 1.5}, r"momentum must lie in \[0, 1\)"),
+        ("sgd", {"nesterov": True}, "Nesterov momentum requires a momentum"),
+        ("muon", {"adamw_betas": (0.9, 1.2)}, "Invalid beta parameter"),
     ],
 )
-def test_bad_optimizer_configs_fail_clearly(config, message):
+def test_bad_optimizer_settings_fail_clearly_when_the_module_is_made(name, arguments, message):
+    if name not in OPTIMIZERS:
+        with pytest.raises(ConfigError, match=message):
+            make_optimizer(name, **arguments)
+        return
     with pytest.raises(ConfigError, match=message):
-        build_optimizer(small_model(), config)
-    with pytest.raises(ConfigError, match=message):  # already when the module is made
-        CourseModule(optimizer=config)
+        check_optimizer(make_optimizer(name, **arguments))
+    with pytest.raises(ConfigError, match=message):
+        CourseModule(optimizer=make_optimizer(name, **arguments))
 
 
-def test_bad_scheduler_configs_fail_clearly():
-    with pytest.raises(ConfigError, match="constant, cosine, exponential, inverse_time, linear, one_cycle, step"):
-        CourseModule(scheduler={"name": "cosin"})
-    with pytest.raises(ConfigError, match="'gamma'"):
-        CourseModule(scheduler={"name": "cosine", "gamma": 0.5})
+def test_bad_scheduler_settings_fail_clearly():
+    with pytest.raises(ConfigError, match="unknown scheduler 'cosin': choose one of constant, step, cosine"):
+        make_schedule("cosin")
+    with pytest.raises(ConfigError, match="Cosine: got an unexpected keyword argument 'gamma'; it takes warmup_steps"):
+        CourseModule(scheduler=make_schedule("cosine", gamma=0.5))
     with pytest.raises(ConfigError, match="needs the run's length"):
         schedule_factor({"name": "cosine"}, total_steps=math.inf)
+    with pytest.raises(ConfigError, match="must take \\(optimizer, total_steps"):
+        CourseModule(scheduler=torch.optim.lr_scheduler.StepLR)
+
+
+def schedule_factor(config: dict, total_steps: float):
+    """factor(step) of the schedule `config` names, over a run of total_steps optimizer steps."""
+    config = dict(config)
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    return SCHEDULES[config.pop("name")](optimizer, total_steps, **config).with_warmup
 
 
 @pytest.mark.parametrize(
@@ -238,7 +273,7 @@ class Regression(CourseModule):
 
 
 def test_trainer_steps_the_schedule_per_optimizer_step():
-    model = Regression(optimizer={"name": "sgd", "lr": 0.1}, scheduler={"name": "warmup_cosine", "warmup_steps": 3})
+    model = Regression(optimizer=make_optimizer("sgd", lr=0.1), scheduler=make_schedule("warmup_cosine", warmup_steps=3))
     trainer = L.Trainer(max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False)
     trainer.fit(model)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from conftest import CONFIGS, run_one_batch
 
+from {{ cookiecutter.package_name }}.optim import make_optimizer
 from {{ cookiecutter.package_name }}.problems.tabular import SKLEARN_DATASETS, TabularDataModule, TabularModel, data_loss
 from {{ cookiecutter.package_name }}.registry import ConfigError
 
@@ -70,7 +71,7 @@ def test_l1_optimum_satisfies_the_optimality_conditions():
 def test_gradient_descent_reaches_the_logistic_optimum():
     L.seed_everything(0)
     data = TabularDataModule("synthetic", "multiclass", n_samples=300, n_features=5, noise=1.0, full_batch=True)
-    model = model_for(data, loss="logistic", l2=0.01, optimizer={"name": "sgd", "lr": 2.0, "momentum": 0.5})
+    model = model_for(data, loss="logistic", l2=0.01, optimizer=make_optimizer("sgd", lr=2.0, momentum=0.5))
     trainer = fit(model, data, 150)
     assert model.optimum is not None
     assert trainer.callback_metrics["val/dist_to_opt"] < 1e-3
@@ -80,7 +81,7 @@ def test_gradient_descent_reaches_the_logistic_optimum():
 def test_logistic_regression_separates_separable_classes():
     L.seed_everything(0)
     data = TabularDataModule("synthetic", "binary", n_samples=50, n_features=5, noise=0.0, full_batch=True)
-    model = model_for(data, loss="logistic", optimizer={"name": "sgd", "lr": 5.0})
+    model = model_for(data, loss="logistic", optimizer=make_optimizer("sgd", lr=5.0))
     fit(model, data, 200)
     assert model.optimum is None  # separable and no l2 penalty: no minimizer to measure against
     x, y = data.splits["train"]
@@ -90,7 +91,7 @@ def test_logistic_regression_separates_separable_classes():
 def test_linear_svm_learns_breast_cancer():
     L.seed_everything(0)
     data = TabularDataModule("breast_cancer", batch_size=32)
-    model = model_for(data, loss="hinge", l2=1e-3, optimizer={"name": "sgd", "lr": 0.05})
+    model = model_for(data, loss="hinge", l2=1e-3, optimizer=make_optimizer("sgd", lr=0.05))
     trainer = fit(model, data, 5)
     assert trainer.callback_metrics["val/acc"] > 0.9 and trainer.callback_metrics["val/auroc"] > 0.95
 
@@ -99,7 +100,7 @@ def test_64_true_precision_puts_the_data_in_float64():
     L.seed_everything(0)
     data = TabularDataModule("synthetic", "regression", n_samples=100, n_features=4, condition_number=2.0,
                              standardize=False, full_batch=True)
-    model = model_for(data, loss="squared", optimizer={"name": "sgd", "lr": 0.5})
+    model = model_for(data, loss="squared", optimizer=make_optimizer("sgd", lr=0.5))
     trainer = fit(model, data, 100, precision="64-true")
     assert data.splits["train"][0].dtype == torch.float64 and model.net.weight.dtype == torch.float64
     assert trainer.callback_metrics["val/dist_to_opt"] < 1e-11  # far below float32's resolution
@@ -122,7 +123,7 @@ def test_csv_source_reads_a_named_target_column(in_tmp):
     (in_tmp / "plants.csv").write_text("\n".join(rows))
     data = TabularDataModule("csv", "binary", csv_path="plants.csv", target="colour", full_batch=True)
     assert data.num_features == 2 and data.num_classes == 2
-    model = model_for(data, loss="logistic", l2=0.1, optimizer={"name": "sgd", "lr": 0.5})
+    model = model_for(data, loss="logistic", l2=0.1, optimizer=make_optimizer("sgd", lr=0.5))
     fit(model, data, 3)
     assert model.optimum is not None
     with pytest.raises(ConfigError, match="no column 'label'.*height, colour, weight"):

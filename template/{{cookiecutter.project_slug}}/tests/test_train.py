@@ -89,9 +89,9 @@ def test_resume_from_last_reaches_the_same_result(in_tmp):
 
 
 def test_saved_config_reproduces_the_run(in_tmp):
-    first = run("fit", "--trainer.max_epochs", "2", "--model.init_args.optimizer.lr", "0.02", *QUIET)
+    first = run("fit", "--trainer.max_epochs", "2", "--optimizer.lr", "0.02", *QUIET)
     saved = Path(first.trainer.log_dir) / "config.yaml"
-    assert yaml.safe_load(saved.read_text())["model"]["init_args"]["optimizer"]["lr"] == 0.02
+    assert yaml.safe_load(saved.read_text())["model"]["init_args"]["optimizer"]["init_args"]["lr"] == 0.02
     again = run("fit", "--config", str(saved))
     assert again.trainer.log_dir != first.trainer.log_dir
     expected = float(first.trainer.callback_metrics["val/loss"])
@@ -163,8 +163,9 @@ def test_bf16_falls_back_to_fp16_on_gpus_without_it(monkeypatch):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--model.init_args.optimizer.name", "adan"], "unknown optimizer 'adan': choose one of adafactor, adagrad, adam"),
-        (["--model.init_args.scheduler.name", "cosin"], "unknown scheduler 'cosin'"),
+        (["--optimizer", "adan"], "unknown optimizer 'adan': choose one of sgd, momentum, nesterov, adagrad"),
+        (["--scheduler", "cosin"], "unknown scheduler 'cosin': choose one of constant, step, cosine"),
+        (["--optimizer", "sgd", "--optimizer.lr", "-1"], "optimizer SGD: Invalid learning rate: -1"),
         (["--ckpt_path", "last"], "no run of this experiment has a checkpoints/last.ckpt"),
         (["--ckpt_path", "broken.ckpt"], "broken.ckpt is not a PyTorch checkpoint"),
     ],

@@ -18,6 +18,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from {{ cookiecutter.package_name }}.nets.cnn import SmallCNN
 from {{ cookiecutter.package_name }}.nets.mlp import MLP
 from {{ cookiecutter.package_name }}.nets.resnet import ResNet
+from {{ cookiecutter.package_name }}.optim import make_optimizer
 from {{ cookiecutter.package_name }}.problems.vision import (
     DATASETS,
     DatasetMissing,
@@ -178,7 +179,7 @@ def test_overfits_one_batch_to_full_accuracy():
     L.seed_everything(0)
     data = VisionDataModule(batch_size=32)
     model = ImageClassifier("mlp", {"widths": [128]}, input_shape=data.input_shape, num_classes=10,
-                            optimizer={"name": "adam", "lr": 3e-3})
+                            optimizer=make_optimizer("adam", lr=3e-3))
     trainer = L.Trainer(overfit_batches=1, max_epochs=60, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
     trainer.fit(model, data)
@@ -200,10 +201,10 @@ def test_augmentation_applies_only_while_training():
 
 def test_lecture_sgd_at_learning_rate_10_ends_cleanly(in_tmp, capsys):
     # SGD with learning rate 10, as in the lecture: the run stops, with status 0 and a message.
-    result = run("fit", "--config", str(CONFIGS / "vision.yaml"), "--model.init_args.optimizer", "{name: sgd, lr: 10.0}",
+    result = run("fit", "--config", str(CONFIGS / "vision.yaml"), "--optimizer", "sgd", "--optimizer.lr", "10",
                  "--trainer.max_epochs", "3", *QUIET)
     assert result is None  # train.py exits normally
     assert "Diverged: the loss diverged by step" in capsys.readouterr().err
-    events = EventAccumulator(str(next((in_tmp / "runs").glob("*/version_0"))))
+    events = EventAccumulator(str(next((in_tmp / "runs").glob("*/*/config.yaml")).parent))
     events.Reload()
     assert events.Scalars("diverged")[-1].value == 1.0

@@ -1,4 +1,7 @@
-"""Optimization diagnostics, logged to TensorBoard: why a run behaves as it does.
+"""Callbacks that train.py adds to every run.
+
+- OptimizerModes: switches optimizers with train/eval weights (Schedule-Free) between them.
+- Diagnostics: optimization diagnostics, logged to TensorBoard: why a run behaves as it does.
 
 train.py adds one Diagnostics callback to every run; its switches are the `diagnostics:`
 section of a config (see `python train.py fit --help`), e.g.
@@ -130,9 +133,6 @@ class Diagnostics(Callback):
             raise ConfigError(f"sharpness and noise scale need {type(pl_module).__name__}.loss(batch)")
         self.samples = 0
 
-    def on_train_start(self, trainer, pl_module):
-        self.write(trainer, {"diverged": 0.0})
-
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
         if not self.due(trainer, self.every_n_steps):
             return
@@ -223,3 +223,47 @@ class Diagnostics(Callback):
             "The run stopped; its last checkpoint from before is kept. Try a smaller learning rate, "
             "a warmup (scheduler warmup_steps), or gradient clipping (trainer.gradient_clip_val: 1.0)."
         )
+
+
+class OptimizerModes(Callback):
+    """Evaluate and save the weights an optimizer means for evaluation, train on the others.
+
+    Some optimizers (Schedule-Free SGD and AdamW, or one of your own) keep two sequences of
+    weights: the ones gradients are taken at, and an average that is better to evaluate. Such an
+    optimizer has `train()` and `eval()` methods that swap the model's weights between the two;
+    this callback calls them, like Lightning's EMAWeightAveraging swaps in averaged weights:
+    eval() before validation, testing and prediction, train() before training goes on, and a
+    checkpoint always holds the evaluation weights (and says so, so a resumed run switches back).
+    Optimizers without those methods are left alone.
+    """
+
+    mode = None  # "train" or "eval": what this callback last switched the optimizer to
+
+    def switch(self, trainer, mode: str) -> None:
+        """Call the run's optimizer's train() or eval(), if it has them."""
+        optimizer = trainer.optimizers[0] if trainer.optimizers else None
+        if callable(getattr(optimizer, "train", None)) and callable(getattr(optimizer, "eval", None)):
+            getattr(optimizer, mode)()
+            self.mode = mode
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.switch(trainer, "train")
+
+    def on_validation_start(self, trainer, pl_module):
+        self.switch(trainer, "eval")
+
+    on_test_start = on_predict_start = on_validation_start
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.state.fn == "fit":
+            self.switch(trainer, "train")  # training may go on within the epoch
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        if self.mode != "train":
+            return  # the model holds the evaluation weights already
+        self.switch(trainer, "eval")  # save the evaluation weights...
+        checkpoint["state_dict"] = {name: value.detach().clone() for name, value in pl_module.state_dict().items()}
+        self.switch(trainer, "train")
+        for group in checkpoint["optimizer_states"][0]["param_groups"]:
+            if "train_mode" in group:
+                group["train_mode"] = False  # ...and record it (Schedule-Free), so a resumed run switches back

@@ -2,6 +2,7 @@
 
     python train.py fit                                  # the default experiment
     python train.py fit --config configs/<experiment>.yaml [--config configs/trainer/<preset>.yaml]
+    python train.py fit --optimizer adam --optimizer.lr 3e-4 --scheduler wsd --name adam_wsd
     python train.py fit --config configs/<experiment>.yaml --ckpt_path last     # resume
     python train.py fit --config runs/<experiment>/version_0/config.yaml      # reproduce a run
     python train.py test --config runs/<experiment>/version_0/config.yaml --ckpt_path <file.ckpt>
@@ -9,6 +10,11 @@
 
 What this adds to LightningCLI:
 - when no --config names an experiment, the default experiment's config is used;
+- `--optimizer NAME` and `--scheduler NAME` replace the whole entry (see optim.py), and
+  `--optimizer.ARG VALUE` changes one argument; `--help` lists every name with its arguments;
+- `--name` names the run folder (default: what the command line changes, e.g. adam_lr0.001);
+- at the end of `fit`, a table of what the run reached (summary.py), also in TensorBoard's
+  HParams tab; Schedule-Free's train/eval weights are switched by callbacks.OptimizerModes;
 - what the data knows (input shape, number of classes, ...) is passed to the model;
 - a `checkpoint` section chooses the best checkpoint to keep, and checkpoints/last.ckpt is
   rewritten at the end of every epoch (what `--ckpt_path last` resumes from);
@@ -19,17 +25,33 @@ What this adds to LightningCLI:
 - config mistakes end with a one-line message instead of a traceback.
 """
 
+import argparse
+import json
+import os
+import re
 import sys
 import zipfile
 from pathlib import Path
 
 import torch
 import yaml
+from jsonargparse import ArgumentError, DefaultHelpFormatter
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
 
-from .callbacks import Diagnostics, Diverged
+from .callbacks import Diagnostics, Diverged, OptimizerModes
+from .optim import (
+    IMPLEMENTATION_SWITCHES,
+    OPTIMIZERS,
+    SCHEDULES,
+    arguments_of,
+    describe_choices,
+    optimizer_spec,
+    schedule_spec,
+)
 from .registry import ConfigError
+from .summary import RunSummary
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # Properties of a DataModule handed to the model's argument of the same name, when both exist.
@@ -40,8 +62,19 @@ DEFAULT_LOGGER = {
 }
 
 
+# How to open TensorBoard, printed after each run: with uv, its own environment has it.
+TENSORBOARD_HINT = "Look at it with: uv run tensorboard --logdir runs   (without uv: tensorboard --logdir runs)"
+
+
 class CourseCLI(LightningCLI):
+    def __init__(self, *args, default_name: str | None = None, **kwargs):
+        self.default_name = default_name  # the run's name when --name is not given
+        super().__init__(*args, **kwargs)
+
     def add_arguments_to_parser(self, parser):
+        parser.add_argument("--name", type=str | None, default=None,
+                            help="name of the run's folder, runs/<experiment>/<name>/ (default: what the command "
+                                 "line changes, e.g. adam_lr0.001, else version_N)")
         for name in DATA_TO_MODEL:
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
         parser.add_lightning_class_args(Diagnostics, "diagnostics")
@@ -57,6 +90,12 @@ class CourseCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs):
         trainer = super().instantiate_trainer(**kwargs)
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        logger = trainer.logger
+        if config.get("name") and isinstance(logger, TensorBoardLogger) and logger._version is None:
+            logger._version = config.name  # runs/<experiment>/<name>/ instead of version_N
+        trainer.callbacks.insert(0, OptimizerModes())  # first: later callbacks see the evaluation weights
+        trainer.callbacks.append(RunSummary(run_settings(config), TENSORBOARD_HINT))
         trainer.callbacks.append(LatestCheckpoint())  # after the best-checkpoint one: "best" stays the best
         return trainer
 
@@ -73,15 +112,8 @@ class CourseCLI(LightningCLI):
     def before_instantiate_classes(self):
         config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
         fall_back_to_fp16(config.trainer)
-
-    def after_fit(self):
-        trainer = self.trainer
-        if trainer.is_global_zero and trainer.log_dir:
-            save_dir = trainer.logger.save_dir if trainer.logger else trainer.default_root_dir
-            print(
-                f"\nRun saved in {trainer.log_dir} (config.yaml, checkpoints/, TensorBoard events)"
-                f"\nLook at it with: tensorboard --logdir {save_dir}"
-            )
+        if self.subcommand == "fit" and not config.get("ckpt_path"):
+            name_the_run(config, config.get("name") or self.default_name)
 
 
 class LatestCheckpoint(ModelCheckpoint):
@@ -135,6 +167,151 @@ def fall_back_to_fp16(trainer_config) -> None:
             print(f"This GPU has no bf16: training with precision {trainer_config.precision} instead.")
 
 
+def name_the_run(config, name: str | None) -> None:
+    """Set config.name to `name`, or name_2, name_3, ... if runs/<experiment>/<name> is taken.
+
+    The trainer's logger then writes into runs/<experiment>/<config.name>/ (no name: version_N).
+    The saved config.yaml keeps the name, so a run repeated from it gets a folder of its own.
+    """
+    logger = config.trainer.logger
+    if not name or not (hasattr(logger, "init_args") and hasattr(logger.init_args, "save_dir")):
+        config.name = None
+        return
+    if logger.init_args.get("version") is not None:
+        config.name = None  # a version set in the config or on the command line wins
+        return
+    # A DDP run starts its other processes later with the same command (and LOCAL_RANK set):
+    # they take the first process's name instead of finding its folder taken.
+    if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get("COURSE_RUN_NAME"):
+        config.name = os.environ["COURSE_RUN_NAME"]
+        return
+    experiment = Path(logger.init_args.save_dir) / (logger.init_args.name or "")
+    unique, number = name, 1
+    while (experiment / unique).exists():
+        number += 1
+        unique = f"{name}_{number}"
+    config.name = unique
+    os.environ["COURSE_RUN_NAME"] = unique
+
+
+# Command-line keys that say nothing about the experiment itself: never part of a run's name.
+NOT_IN_NAMES = re.compile(r"^(config|ckpt_path|name|print_config|help|trainer\.(logger|enable_|callbacks|default_root_dir))")
+
+
+def name_from_arguments(args: list[str]) -> str | None:
+    """A run name from what the command line changes: `--optimizer adam --optimizer.lr 3e-4
+    --seed_everything 1` -> `adam_lr3e-4_seed1`. None when it changes nothing."""
+    parts = []
+    for key, value in flag_values(args):
+        key = key.replace("init_args.", "").removeprefix("model.").removeprefix("data.")
+        if NOT_IN_NAMES.match(key) or value is None:
+            continue
+        if key in ("optimizer", "scheduler"):
+            parts.append(value.rsplit(".", 1)[-1].lower() if not value.startswith("{") else key)
+        else:
+            parts.append(f"{'seed' if key == 'seed_everything' else key.rsplit('.', 1)[-1]}{value}")
+    name = re.sub(r"[^A-Za-z0-9._=+-]+", "-", "_".join(parts)).strip("-_")
+    return name[:80] or None
+
+
+def flag_values(args: list[str]) -> list[tuple[str, str | None]]:
+    """(key, value) for each --key value or --key=value in `args`."""
+    pairs = []
+    for i, arg in enumerate(args):
+        if not arg.startswith("--"):
+            continue
+        key, equals, value = arg[2:].partition("=")
+        if not equals:
+            following = args[i + 1] if i + 1 < len(args) else None
+            value = following if following is not None and not following.startswith("--") else None
+        pairs.append((key, value))
+    return pairs
+
+
+# --optimizer and --scheduler are short for the model's entries of the same name.
+ENTRIES = {"optimizer": optimizer_spec, "scheduler": schedule_spec}
+FLAG = re.compile(r"^--(?:model\.(?:init_args\.)?)?(optimizer|scheduler)(\.[\w.]+)?$")
+
+
+def expand_choices(args: list[str]) -> list[str]:
+    """Rewrite the optimizer and scheduler flags for LightningCLI:
+
+    `--optimizer adam` -> `--model.optimizer=null --model.optimizer={"class_path": "torch.optim.Adam",
+    "init_args": {"lr": 0.001}}`: the null first drops every argument of the config's optimizer,
+    so none carries over into the new one (jsonargparse keeps the ones both classes accept);
+    `--optimizer.lr 3e-4` -> `--model.optimizer.lr 3e-4`; `--optimizer.help adam` shows Adam's
+    arguments. The long forms (`--model.init_args.optimizer ...`) work the same way.
+    """
+    expanded, i = [], 0
+    while i < len(args):
+        arg = args[i]
+        flag, equals, value = arg.partition("=")
+        match = FLAG.match(flag)
+        if not match:
+            expanded.append(arg)
+            i += 1
+            continue
+        entry, suffix = match.group(1), match.group(2) or ""
+        if not equals:
+            value = args[i + 1] if i + 1 < len(args) else None
+            i += 1
+        i += 1
+        target = f"--model.{entry}{suffix}"
+        if value is None:
+            expanded.append(target)
+        elif suffix == ".help":
+            expanded += [target, class_path_of(entry, value)]
+        elif suffix:
+            expanded.append(f"{target}={value}")
+        elif value.strip().startswith("{") or value in ("null", "None"):
+            expanded += [f"{target}=null", f"{target}={value}"]  # a whole {class_path, init_args} entry
+        else:
+            spec = ENTRIES[entry](value) if re.fullmatch(r"[a-z0-9_]+", value) else {"class_path": value}
+            expanded += [f"{target}=null", f"{target}={json.dumps(spec)}"]
+    return expanded
+
+
+def class_path_of(entry: str, value: str) -> str:
+    """The class path of a built-in optimizer or schedule name; any other value unchanged."""
+    names = OPTIMIZERS if entry == "optimizer" else SCHEDULES
+    return ENTRIES[entry](value)["class_path"] if value in names else value
+
+
+def run_settings(config) -> dict:
+    """The settings TensorBoard's HParams tab shows for a run: experiment, run name, optimizer and
+    schedule with their arguments, batch size, seed and budget (no internal keys, no paths)."""
+    settings = {"seed": config.get("seed_everything")}
+    logger = config.trainer.logger
+    if hasattr(logger, "init_args"):
+        settings["experiment"] = logger.init_args.get("name")
+        settings["run"] = config.get("name") or logger.init_args.get("version")
+    model = config.model.get("init_args", config.model)
+    for entry in ("optimizer", "scheduler"):
+        spec = model.get(entry)
+        if spec is None:
+            continue
+        settings[entry] = spec.class_path.rsplit(".", 1)[-1]
+        for key, value in (spec.get("init_args") or {}).items():
+            if key not in IMPLEMENTATION_SWITCHES and value is not None:
+                settings[f"{entry}.{key}"] = value
+    data = config.get("data") or {}
+    data = data.get("init_args", data) if hasattr(data, "get") else {}
+    for key in ("batch_size", "dataset", "problem", "net"):
+        value = data.get(key) if key in data else model.get(key)
+        if value is not None:
+            settings[key] = value
+    for key in ("max_epochs", "max_steps", "precision", "accumulate_grad_batches"):
+        value = config.trainer.get(key)
+        if value not in (None, -1):
+            settings[f"trainer.{key}"] = value
+    return {key: value if isinstance(value, (int, float, str, bool)) else str(value)
+            for key, value in settings.items() if value is not None}
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
+    """LightningCLI's help, with the list of optimizers and schedules kept as written."""
+
+
 def names_an_experiment(args: list[str]) -> bool:
     """Whether a --config among `args` sets the model, rather than only trainer presets."""
     configs = [value for flag, value in zip(args, args[1:], strict=False) if flag in ("-c", "--config")]
@@ -153,18 +330,28 @@ def main(args: list[str] | None = None, default_config: str | Path | None = None
     `train.py fit` and `train.py fit --config configs/trainer/gpu.yaml` run the default one.
     """
     given = sys.argv[1:] if args is None else list(args)
-    parser_kwargs = {}
+    parser_kwargs = {name: {"epilog": describe_choices(), "formatter_class": HelpFormatter} for name in SUBCOMMANDS}
+    parser_kwargs["formatter_class"] = HelpFormatter  # jsonargparse gives subcommands their parent's
+    parser_kwargs["exit_on_error"] = False  # a config mistake raises, and ends below with one line
     if default_config and not names_an_experiment(given):
-        parser_kwargs = {name: {"default_config_files": [str(default_config)]} for name in SUBCOMMANDS}
+        for name in SUBCOMMANDS:
+            parser_kwargs[name]["default_config_files"] = [str(default_config)]
     try:
+        expanded = expand_choices(given)
+        if args is None:  # the real command line: DDP re-launches sys.argv, so it gets the rewritten flags
+            sys.argv[1:] = expanded
         return CourseCLI(
-            args=args,
+            args=None if args is None else expanded,
+            default_name=name_from_arguments(given),
             parser_kwargs=parser_kwargs,
             seed_everything_default=0,
             trainer_defaults={"logger": DEFAULT_LOGGER},
             save_config_kwargs={"overwrite": True},  # a resumed run rewrites its config.yaml
             auto_configure_optimizers=False,  # the optimizer is the model's `optimizer` entry
         )
+    except ArgumentError as error:
+        print(f"error: {one_line(str(error))}", file=sys.stderr)
+        sys.exit(2)
     except Exception as error:
         if diverged := cause_of_type(error, Diverged):
             print(f"Diverged: {diverged}", file=sys.stderr)
@@ -174,6 +361,24 @@ def main(args: list[str] | None = None, default_config: str | Path | None = None
             raise
         print(f"error: {cause}", file=sys.stderr)
         sys.exit(2)
+
+
+def one_line(message: str) -> str:
+    """jsonargparse's many-line account of a config mistake, cut to one line that says what is wrong."""
+    # An argument the optimizer (or schedule) does not take, else one the model does not take.
+    unknown = re.search(r"Option '(\w+)' is not accepted\. Got value: Namespace\(class_path='([\w.]+)'", message)
+    unknown = unknown or re.search(r"class_path '([\w.]+)':\s*Option '(\w+)' is not accepted", message)
+    if unknown:
+        class_path, option = sorted(unknown.groups(), key=lambda part: "." not in part)
+        return f"{class_path.rsplit('.', 1)[-1]} does not take {option!r}; it takes: {arguments_of(class_path)}"
+    key = ".".join(re.findall(r'Parser key "([\w.]+)"', message))
+    reasons = [line for line in message.splitlines() if line.strip().startswith("- ") and "NoneType" not in line]
+    reason = max(reasons, key=lambda line: len(line) - len(line.lstrip()), default="").strip(" -")
+    reason = re.sub(r"^Type .*? expects .*?: |\. Got value: .*$", "", reason)
+    given = re.search(r"Given value: (.*?)(\. Got value:.*)?$", message, re.M)
+    if key and reason:
+        return f"{key}: {reason}" + (f" (given: {given.group(1)})" if given and "Expected" in reason else "")
+    return message.strip().splitlines()[0] + "  (python train.py fit --help lists every option)"
 
 
 def cause_of_type(error: BaseException | None, kind: type) -> BaseException | None:

@@ -1,77 +1,62 @@
 """The LightningModule base that every problem family builds on.
 
-It turns the `optimizer` and `scheduler` config entries into an optimizer and a per-step
-learning-rate schedule (see optim.py), checks them when the module is made (so a typo fails
-before training, not after), and logs the learning rate as `opt/lr`. With a Schedule-Free
-optimizer it evaluates and saves the averaged weights, and trains on the others.
+It holds what every family shares: the optimizer and the learning-rate schedule (chosen with
+`--optimizer` and `--scheduler`, see optim.py), checked when the module is made so that a typo
+fails before any data loads, and the learning rate logged as `opt/lr`.
 
-A family module also defines `loss(batch)`: the objective on one batch, which the
-diagnostics (callbacks.py: sharpness, gradient noise scale) evaluate.
+A family module subclasses CourseModule, builds its net in __init__, writes training_step and
+validation_step, and defines `loss(batch)`: the objective on one batch, which the diagnostics
+(callbacks.py: sharpness, gradient noise scale) evaluate. It needs no other hook: switching an
+optimizer's train/eval weights (Schedule-Free) and EMA are callbacks. See docs/extending.md.
 
 Metric names are the same in every family, so the comparison and figure tools work for all:
 `train/loss`, `val/loss`, `test/loss`, `opt/lr`, plus family metrics such as `val/acc`.
 """
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import lightning as L
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
 
-from .optim import (
-    DEFAULT_OPTIMIZER,
-    DEFAULT_SCHEDULER,
-    SCHEDULE_FREE,
-    build_optimizer,
-    build_scheduler,
-    check_optimizer,
-    check_scheduler,
-    with_recommended,
-)
+from .optim import as_factory, check_optimizer, check_schedule, factory_spec, make_optimizer, make_schedule, param_groups
+
+# What --optimizer and --scheduler give the module: a class with its arguments, still to be
+# called on the parameters (and, for a schedule, the optimizer and the run's number of steps).
+OptimizerFactory = Callable[[Iterable], Optimizer]
+ScheduleFactory = Callable[[Optimizer, int], LRScheduler]
 
 
 class CourseModule(L.LightningModule):
     """Subclass it, build your model in __init__ and write training_step / validation_step."""
 
-    def __init__(self, optimizer: dict[str, Any] | None = None, scheduler: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        optimizer: OptimizerFactory | None = None,  # None: Adam at lr 1e-3; in Python also {class_path, init_args}
+        scheduler: ScheduleFactory | None = None,  # None: a constant learning rate
+        param_groups: list[dict[str, Any]] | None = None,  # e.g. [{match: "net.layers.0.*", lr: 0.01}]
+    ):
         super().__init__()
-        self.optimizer_config = with_recommended(dict(optimizer or DEFAULT_OPTIMIZER))
-        self.scheduler_config = dict(scheduler or DEFAULT_SCHEDULER)
-        check_optimizer(self.optimizer_config)
-        check_scheduler(self.scheduler_config)
+        self.optimizer_factory = as_factory(optimizer) or make_optimizer("adam")
+        self.schedule_factory = as_factory(scheduler) or make_schedule("constant")
+        self.param_group_overrides = param_groups
+        check_optimizer(self.optimizer_factory)
+        check_schedule(self.schedule_factory)
 
     def configure_optimizers(self):
-        optimizer = build_optimizer(self, self.optimizer_config)
-        total_steps = self.trainer.estimated_stepping_batches
-        scheduler = build_scheduler(optimizer, self.scheduler_config, total_steps)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        optimizer = self.optimizer_factory(param_groups(self, self.param_group_overrides))
+        schedule = self.schedule_factory(optimizer, self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint):
+        # A factory made in Python (make_optimizer) is saved as {class_path, init_args}: plain
+        # data, which torch.load(weights_only=True) and load_from_checkpoint read back.
+        hparams = checkpoint.get("hyper_parameters", {})
+        for key in ("optimizer", "scheduler"):
+            if callable(hparams.get(key)):
+                hparams[key] = factory_spec(hparams[key])
 
     def on_train_batch_start(self, batch, batch_idx):
         # A Python float read from the optimizer: logging it costs no device synchronisation.
         self.log("opt/lr", self.optimizers().param_groups[0]["lr"])
-
-    # Schedule-Free optimizers train on one sequence of weights and evaluate another (an
-    # average); they must be told which one the model should hold.
-    def schedule_free(self):
-        """The run's Schedule-Free optimizer, or None."""
-        optimizers = self.trainer.optimizers if self._trainer is not None else []
-        return optimizers[0] if optimizers and isinstance(optimizers[0], SCHEDULE_FREE) else None
-
-    def on_train_epoch_start(self):
-        if optimizer := self.schedule_free():
-            optimizer.train()
-
-    def on_validation_epoch_start(self):
-        if optimizer := self.schedule_free():
-            optimizer.eval()
-
-    def on_validation_epoch_end(self):
-        if (optimizer := self.schedule_free()) and self.trainer.state.fn == "fit":
-            optimizer.train()  # training may go on within the epoch
-
-    def on_save_checkpoint(self, checkpoint):
-        optimizer = self.schedule_free()
-        if optimizer and optimizer.param_groups[0]["train_mode"]:
-            optimizer.eval()  # save the evaluation weights...
-            checkpoint["state_dict"] = {name: value.detach().clone() for name, value in self.state_dict().items()}
-            optimizer.train()
-            for group in checkpoint["optimizer_states"][0]["param_groups"]:
-                group["train_mode"] = False  # ...and record that, so a resumed run switches back

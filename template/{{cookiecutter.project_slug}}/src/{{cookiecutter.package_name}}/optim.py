@@ -1,32 +1,37 @@
-"""Optimizer and learning-rate schedule factories, chosen by name in the config.
+"""Optimizers and learning-rate schedules: what `--optimizer` and `--scheduler` choose from.
 
-In an experiment config (see configs/):
+On the command line (any experiment; each flag replaces the whole entry of the config, so no
+argument of the previous optimizer carries over, and arguments left out take the starting
+values below, else the optimizer's own defaults):
+
+    python train.py fit --optimizer adam                      # a name from OPTIMIZERS below
+    python train.py fit --optimizer adam --optimizer.lr 3e-4  # then change any of its arguments
+    python train.py fit --optimizer my_package.my_optimizers.MyOpt   # your own, by import path
+    python train.py fit --scheduler wsd --scheduler.warmup_steps 100 # a name from SCHEDULES below
+    python train.py fit --optimizer.help adam                 # every argument of one, with defaults
+
+In an experiment config (configs/*.yaml) the same choice is a class and its arguments:
 
     model:
       init_args:
         optimizer:
-          name: sgd            # a key of OPTIMIZERS below
-          lr: 0.1              # every other key goes to the optimizer's constructor
-          momentum: 0.9
-          nesterov: true
-          weight_decay: 5.0e-4 # applied to weights only, never to biases, norms or embeddings
-          groups:              # optional per-group overrides, by parameter name (glob)
-            - {match: "net.layers.0.*", lr: 0.01}
+          class_path: torch.optim.SGD     # or Adam, AdamW, {{ cookiecutter.package_name }}.optimizers.SignSGD, ...
+          init_args: {lr: 0.05, momentum: 0.9, nesterov: true, weight_decay: 5.0e-4}
         scheduler:
-          name: cosine         # a key of SCHEDULES below
-          warmup_steps: 100    # linear warmup before any schedule (optional)
+          class_path: {{ cookiecutter.package_name }}.optim.Cosine
+          init_args: {warmup_steps: 20}
+        param_groups:                     # optional: other settings for some parameters (glob on names)
+          - {match: "net.layers.0.*", lr: 0.01}
 
-or on the command line: `python train.py fit --model.init_args.optimizer.name adam`.
+Parameters are split into groups before the optimizer sees them (see `param_groups`): weight
+decay applies to weight matrices and filters, never to biases, norms or embeddings; the hidden
+layers' weight matrices form a group named "matrices" (Muon trains that group, AdamW the rest).
 
-The schedule multiplies the optimizer's learning rate by factor(step), where step counts
-optimizer steps from 0 and total_steps is the run's length as the Trainer computes it.
-Muon only takes weight matrices. With `name: muon` the hidden layers' 2-D weights go to Muon
-and everything else (embeddings, the output layer, biases, norms, and convolution filters,
-which Muon would need reshaped) to AdamW, with its own `adamw_lr` and `adamw_betas`.
-Schedule-Free optimizers keep two sets of weights; module.py switches them between training
-and evaluation, so validation and checkpoints use the averaged (evaluation) weights.
-
-To add an optimizer, add it to OPTIMIZERS; to add a schedule, add a function to SCHEDULES.
+An optimizer of your own is any torch.optim.Optimizer subclass whose constructor takes the
+parameter groups first and keyword arguments after (see optimizers.py: SGDMomentum, a worked
+example). If it evaluates other weights than it trains on (as Schedule-Free does), give it
+`train()` and `eval()` methods: callbacks.OptimizerModes calls them around every validation and
+checkpoint. A schedule of your own subclasses `Schedule` below. See docs/extending.md.
 """
 
 import fnmatch
@@ -34,174 +39,82 @@ import inspect
 import math
 from functools import partial
 
-import schedulefree
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
-from .optimizers import MuonWithAdamW, SignSGD
-from .registry import ConfigError, check_arguments, lookup
+from .registry import ConfigError
 
+# name: (class, starting values used when the command line names the optimizer). The starting
+# learning rates each train the default vision experiment (digits, MLP) to over 90% validation
+# accuracy; tune them for your own problem.
 OPTIMIZERS = {
-    "sgd": torch.optim.SGD,  # momentum: 0.9 for Polyak (heavy ball); add nesterov: true for Nesterov
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "nadam": torch.optim.NAdam,
-    "radam": torch.optim.RAdam,
-    "adagrad": torch.optim.Adagrad,
-    "rmsprop": torch.optim.RMSprop,
-    "adafactor": torch.optim.Adafactor,
-    "signsgd": SignSGD,  # momentum > 0 gives Signum
-    "muon": MuonWithAdamW,
-    "schedulefree_sgd": schedulefree.SGDScheduleFree,
-    "schedulefree_adamw": schedulefree.AdamWScheduleFree,
+    "sgd": ("torch.optim.SGD", {"lr": 0.05}),  # plain (stochastic) gradient descent
+    "momentum": ("torch.optim.SGD", {"lr": 0.05, "momentum": 0.9}),  # Polyak's heavy ball
+    "nesterov": ("torch.optim.SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
+    "adagrad": ("torch.optim.Adagrad", {"lr": 0.05}),
+    "rmsprop": ("torch.optim.RMSprop", {"lr": 1e-3}),
+    "adam": ("torch.optim.Adam", {"lr": 1e-3}),
+    "adamw": ("torch.optim.AdamW", {"lr": 1e-3}),  # decoupled weight decay, 0.01 by default
+    "nadam": ("torch.optim.NAdam", {"lr": 1e-3}),
+    "radam": ("torch.optim.RAdam", {"lr": 1e-3}),
+    "adafactor": ("torch.optim.Adafactor", {"lr": 1e-2}),
+    "signsgd": ("{{ cookiecutter.package_name }}.optimizers.SignSGD", {"lr": 1e-3}),  # momentum > 0: Signum
+    "muon": ("{{ cookiecutter.package_name }}.optimizers.MuonWithAdamW", {"lr": 0.02, "adamw_lr": 3e-3}),
+    "schedulefree_sgd": ("schedulefree.SGDScheduleFree", {"lr": 0.5}),  # use --scheduler constant
+    "schedulefree_adamw": ("schedulefree.AdamWScheduleFree", {"lr": 2.5e-3}),
+    "sgd_momentum": ("{{ cookiecutter.package_name }}.optimizers.SGDMomentum", {"lr": 0.05}),  # written out by hand
 }
-SCHEDULE_FREE = (schedulefree.SGDScheduleFree, schedulefree.AdamWScheduleFree)
-
-# Starting learning rates, used when a config leaves `lr` out (so `optimizer: {name: muon}`
-# is a sensible run; every other argument keeps the optimizer's own default, e.g. SGD has no
-# momentum unless asked for). Each trains the default vision experiment (digits, MLP) to over
-# 90% validation accuracy; tune them for your own problem.
-RECOMMENDED = {
-    "sgd": {"lr": 0.05},
-    "adam": {"lr": 1e-3},
-    "adamw": {"lr": 1e-3},
-    "nadam": {"lr": 1e-3},
-    "radam": {"lr": 1e-3},
-    "adagrad": {"lr": 0.05},
-    "rmsprop": {"lr": 1e-3},
-    "adafactor": {"lr": 1e-2},
-    "signsgd": {"lr": 1e-3},
-    "muon": {"lr": 0.02, "adamw_lr": 3e-3},
-    "schedulefree_sgd": {"lr": 0.5},  # Schedule-Free: use scheduler constant
-    "schedulefree_adamw": {"lr": 2.5e-3},
-}
-
-DEFAULT_OPTIMIZER = {"name": "adam", "lr": 1.0e-3}
-DEFAULT_SCHEDULER = {"name": "constant"}
 
 # Parameters of these layers never get weight decay: shrinking a norm's gain or an embedding
 # towards zero is not the regularisation weight decay is meant to be.
 NO_DECAY_LAYERS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.Embedding)
 
 
-def constant(step: int, total_steps: float) -> float:
-    """factor = 1."""
-    return 1.0
+def import_class(path: str) -> type:
+    """The class at an import path such as torch.optim.Adam."""
+    module, _, name = path.rpartition(".")
+    return getattr(__import__(module, fromlist=[name]), name)
 
 
-def step_decay(step: int, total_steps: float, step_size: int | None = None, gamma: float = 0.1) -> float:
-    """factor = gamma ** (step // step_size); step_size defaults to a third of the run."""
-    step_size = step_size or max(1, int(needs_length(total_steps, "step")) // 3)
-    return gamma ** (step // step_size)
+def optimizer_spec(name: str) -> dict:
+    """{class_path, init_args} for a name of OPTIMIZERS, with its starting values."""
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}, "
+                          "or give the import path of an Optimizer class (my_package.my_optimizers.MyOpt)")
+    class_path, starting_values = OPTIMIZERS[name]
+    return {"class_path": class_path, "init_args": dict(starting_values)}
 
 
-def cosine(step: int, total_steps: float, min_factor: float = 0.0) -> float:
-    """factor goes from 1 to min_factor along half a cosine wave over the run."""
-    progress = min(step / max(1.0, needs_length(total_steps, "cosine")), 1.0)
-    return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+def make_optimizer(name: str, **arguments):
+    """For Python code and notebooks: the factory that `--optimizer name` gives the module.
+
+    make_optimizer("adam", lr=3e-4)(params) builds Adam over params, starting values included.
+    """
+    spec = optimizer_spec(name)
+    return partial(import_class(spec["class_path"]), **{**spec["init_args"], **arguments})
 
 
-def inverse_time(step: int, total_steps: float, tau: float | None = None) -> float:
-    """factor = 1 / (1 + step / tau): the classic 1/t decay; tau defaults to a tenth of the run."""
-    tau = tau or max(1.0, needs_length(total_steps, "inverse_time") / 10)
-    return 1.0 / (1.0 + step / tau)
+def factory_class(factory) -> type:
+    """The class behind an optimizer or schedule factory (a partial, as LightningCLI makes)."""
+    while isinstance(factory, partial):
+        classes = [arg for arg in (factory.func, *factory.args) if inspect.isclass(arg)]
+        if classes:
+            return classes[0]
+        factory = factory.func
+    return factory
 
 
-def exponential(step: int, total_steps: float, gamma: float | None = None) -> float:
-    """factor = gamma ** step; gamma defaults to the value that reaches 0.01 at the end of the run."""
-    gamma = gamma or 0.01 ** (1 / max(1.0, needs_length(total_steps, "exponential")))
-    return gamma**step
+def factory_spec(factory) -> dict:
+    """{class_path, init_args} of a factory: the form a config (and a checkpoint) holds."""
+    cls = factory_class(factory)
+    return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": dict(getattr(factory, "keywords", {}))}
 
 
-def linear(step: int, total_steps: float, min_factor: float = 0.0) -> float:
-    """factor falls in a straight line from 1 to min_factor (0: linear decay to zero)."""
-    progress = min(step / max(1.0, needs_length(total_steps, "linear")), 1.0)
-    return 1.0 - (1.0 - min_factor) * progress
-
-
-def wsd(step: int, total_steps: float, decay_fraction: float = 0.2, min_factor: float = 0.0) -> float:
-    """Warmup-stable-decay: factor 1 (after any warmup_steps), then a linear decay to min_factor
-    over the last decay_fraction of the run."""
-    decay_start = (1.0 - decay_fraction) * needs_length(total_steps, "wsd")
-    if step < decay_start:
-        return 1.0
-    return linear(step - decay_start, total_steps - decay_start, min_factor)
-
-
-def one_cycle(step: int, total_steps: float, peak_fraction: float = 0.3, div_factor: float = 25.0,
-              final_div_factor: float = 1e4) -> float:
-    """One-cycle (as torch's OneCycleLR with cosine annealing): from 1/div_factor up to 1 over
-    peak_fraction of the run, then down to 1/(div_factor * final_div_factor)."""
-    peak = peak_fraction * needs_length(total_steps, "one_cycle") - 1
-    start, end = 1.0 / div_factor, 1.0 / (div_factor * final_div_factor)
-    if step <= peak:
-        low, high, progress = start, 1.0, step / max(peak, 1e-12)
-    else:
-        low, high, progress = end, 1.0, 1.0 - min((step - peak) / max(total_steps - 1 - peak, 1e-12), 1.0)
-    return low + (high - low) * 0.5 * (1.0 - math.cos(math.pi * progress))
-
-
-SCHEDULES = {
-    "constant": constant,
-    "step": step_decay,
-    "cosine": cosine,
-    "warmup_cosine": cosine,  # cosine with warmup_steps defaulting to 5% of the run
-    "inverse_time": inverse_time,
-    "exponential": exponential,
-    "linear": linear,
-    "wsd": wsd,
-    "one_cycle": one_cycle,
-}
-DEFAULT_WARMUP_FRACTION = {"warmup_cosine": 0.05}
-
-
-def needs_length(total_steps: float, name: str) -> float:
-    """total_steps, or a clear error when the run has no set length."""
-    if not math.isfinite(total_steps):
-        raise ConfigError(
-            f"schedule {name!r} needs the run's length: set trainer.max_epochs or trainer.max_steps"
-        )
-    return total_steps
-
-
-def with_recommended(config: dict) -> dict:
-    """`config` with RECOMMENDED values for the arguments it leaves out."""
-    lookup(OPTIMIZERS, config.get("name"), "optimizer")
-    return {**RECOMMENDED.get(config["name"], {}), **config}
-
-
-def check_optimizer(config: dict) -> None:
-    """Raise a ConfigError for an unknown optimizer, argument or out-of-range value."""
-    config = with_recommended(config)
-    optimizer = OPTIMIZERS[config.pop("name")]
-    groups = config.pop("groups", [])
-    check_arguments(optimizer, config, f"optimizer {optimizer.__name__}",
-                    skip=("params", "muon_groups", "adamw_groups"))
-    for key in ("lr", "adamw_lr", "weight_decay", "adamw_weight_decay", "momentum", "eps"):
-        value = config.get(key, 0.0)
-        if not isinstance(value, (int, float)) or value < 0:
-            raise ConfigError(f"optimizer {key} must be a number >= 0, got {value!r}")
-    if config.get("lr", 1.0) == 0:
-        raise ConfigError("optimizer lr must be > 0")
-    if config.get("momentum", 0.0) >= 1.0:
-        raise ConfigError(f"optimizer momentum must lie in [0, 1), got {config['momentum']}")
-    for key in ("betas", "adamw_betas"):
-        if not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in config.get(key, ())):
-            raise ConfigError(f"optimizer {key} must lie in [0, 1), got {config[key]}")
-    for group in groups:
-        if not isinstance(group, dict) or "match" not in group:
-            raise ConfigError(f"each entry of optimizer groups needs a `match` pattern, got {group!r}")
-
-
-def check_scheduler(config: dict) -> None:
-    """Raise a ConfigError for an unknown schedule or argument."""
-    config = dict(config)
-    schedule = lookup(SCHEDULES, config.pop("name", None), "scheduler")
-    warmup = config.pop("warmup_steps", 0)
-    if not isinstance(warmup, int) or warmup < 0:
-        raise ConfigError(f"scheduler warmup_steps must be an integer >= 0, got {warmup!r}")
-    check_arguments(schedule, config, f"scheduler {schedule.__name__}", skip=("step", "total_steps"))
+def as_factory(value):
+    """A factory from a {class_path, init_args} dict (as a checkpoint holds it); others unchanged."""
+    if isinstance(value, dict) and "class_path" in value:
+        return partial(import_class(value["class_path"]), **value.get("init_args", {}))
+    return value
 
 
 def named_trainable(model: nn.Module):
@@ -214,82 +127,295 @@ def named_trainable(model: nn.Module):
                 yield f"{module_name}.{name}" if module_name else name, param, module
 
 
-def param_groups(model: nn.Module, weight_decay: float, overrides: list[dict] = ()) -> list[dict]:
-    """Split the trainable parameters into a group with weight decay (weight matrices and
-    filters) and one without (biases, norm gains, embeddings). Each override
-    {match: <glob on parameter names>, <optimizer arguments>} takes the parameters it
-    matches into a group of its own (weight decay as above unless it sets weight_decay)."""
-    groups = {"decay": [], "no_decay": []} | {i: [] for i in range(len(overrides))}
-    for name, param, module in named_trainable(model):
-        kind = "no_decay" if param.ndim <= 1 or isinstance(module, NO_DECAY_LAYERS) else "decay"
-        matched = [i for i, override in enumerate(overrides) if fnmatch.fnmatchcase(name, override["match"])]
-        groups[matched[0] if matched else kind].append(param)
-    result = [
-        {"name": "decay", "params": groups["decay"], "weight_decay": weight_decay},
-        {"name": "no_decay", "params": groups["no_decay"], "weight_decay": 0.0},
-    ]
-    for i, override in enumerate(overrides):
-        extra = {key: value for key, value in override.items() if key != "match"}
-        result.append({"name": override["match"], "params": groups[i], "weight_decay": weight_decay, **extra})
-    return [group for group in result if group["params"]]
-
-
-def muon_split(model: nn.Module) -> tuple[list, list]:
-    """(hidden weight matrices for Muon, every other parameter for AdamW).
-
-    A hidden weight matrix is the weight of an nn.Linear layer other than the last one (taken to
-    be the output layer, even when its weight is tied to an embedding). Embeddings, biases, norms
-    and convolution filters go to AdamW.
-    """
-    named = list(named_trainable(model))
+def hidden_matrices(model: nn.Module) -> set[int]:
+    """ids of the hidden layers' weight matrices: those of every nn.Linear but the last one (the
+    output layer, even when tied to an embedding). A model without hidden layers (the objective
+    family's variables, say) gives any 2-D parameter that is not an embedding."""
     linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
     embeddings = {id(module.weight) for module in model.modules() if isinstance(module, nn.Embedding)}
     hidden = {id(module.weight) for module in linears[:-1] if module.weight.requires_grad} - embeddings
-    if not hidden:  # no hidden layers (e.g. the objective family): any matrix the model optimizes
-        hidden = {id(param) for _, param, _ in named if param.ndim == 2} - embeddings
-    return [p for _, p, _ in named if id(p) in hidden], [p for _, p, _ in named if id(p) not in hidden]
+    if not hidden:
+        hidden = {id(param) for _, param, _ in named_trainable(model) if param.ndim == 2} - embeddings
+    return hidden
 
 
-def build_optimizer(model: nn.Module, config: dict) -> torch.optim.Optimizer:
-    """The optimizer named in `config`, over the model's parameters split by param_groups."""
-    check_optimizer(config)
-    config = with_recommended(config)
-    optimizer = OPTIMIZERS[config.pop("name")]
-    own_default = inspect.signature(optimizer).parameters.get("weight_decay")
-    weight_decay = config.pop("weight_decay", own_default.default if own_default else 0.0)  # AdamW: 0.01
-    groups = param_groups(model, weight_decay, config.pop("groups", []))
-    if optimizer is MuonWithAdamW:
-        muon_params, _ = muon_split(model)
-        if not muon_params:
-            rank_zero_warn("muon: this model has no weight matrix, so every parameter is trained by AdamW")
-        hidden = {id(p) for p in muon_params}
-        adamw_groups = [{**g, "params": [p for p in g["params"] if id(p) not in hidden]} for g in groups]
-        muon_groups = [{"name": "muon", "params": muon_params}] if muon_params else []
-        adamw_groups = [g for g in adamw_groups if g["params"]]
-        return MuonWithAdamW(muon_groups, adamw_groups, weight_decay=weight_decay, **config)
-    return optimizer(groups, **config)
+def param_groups(model: nn.Module, overrides: list[dict] | None = None) -> list[dict]:
+    """The model's trainable parameters in named groups, for any optimizer:
+
+    - "matrices": the hidden layers' weight matrices (weight decay as the optimizer sets it);
+    - "decay": every other weight matrix or filter (the same);
+    - "no_decay": biases, norm gains and embeddings (weight_decay 0);
+    - one group per override {match: <glob on parameter names>, <optimizer arguments>}, which
+      takes the parameters it matches and sets its own arguments (e.g. lr).
+    Groups leave out the arguments they do not set, so the optimizer fills in its own values.
+    """
+    overrides = list(overrides or [])
+    for override in overrides:
+        if not isinstance(override, dict) or "match" not in override:
+            raise ConfigError(f"each entry of param_groups needs a `match` pattern, got {override!r}")
+    hidden = hidden_matrices(model)
+    members = {"matrices": [], "decay": [], "no_decay": []} | {i: [] for i in range(len(overrides))}
+    for name, param, module in named_trainable(model):
+        matched = [i for i, override in enumerate(overrides) if fnmatch.fnmatchcase(name, override["match"])]
+        if matched:
+            members[matched[0]].append(param)
+        elif param.ndim <= 1 or isinstance(module, NO_DECAY_LAYERS):
+            members["no_decay"].append(param)
+        else:
+            members["matrices" if id(param) in hidden else "decay"].append(param)
+    groups = [
+        {"name": "matrices", "params": members["matrices"]},
+        {"name": "decay", "params": members["decay"]},
+        {"name": "no_decay", "params": members["no_decay"], "weight_decay": 0.0},
+    ]
+    for i, override in enumerate(overrides):
+        settings = {key: value for key, value in override.items() if key != "match"}
+        groups.append({"name": override["match"], "params": members[i], **settings})
+    return [group for group in groups if group["params"]]
 
 
-def schedule_factor(config: dict, total_steps: float):
-    """factor(step) for the schedule in `config`, warmup included."""
-    check_scheduler(config)
-    config = dict(config)
-    name = config.pop("name")
-    default_warmup = DEFAULT_WARMUP_FRACTION.get(name, 0.0)
-    if default_warmup:
-        default_warmup = int(default_warmup * needs_length(total_steps, name))
-    warmup = config.pop("warmup_steps", default_warmup)
-    schedule = partial(SCHEDULES[name], total_steps=total_steps - warmup, **config)
-    schedule(0)  # fail now, not at the first step, if the schedule cannot work for this run
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup  # linear warmup, never exactly 0
-        return schedule(step - warmup)
-
-    return factor
+def check_optimizer(factory) -> None:
+    """Build the optimizer once over stand-in parameters, so a bad value (a negative lr, momentum
+    1.5, nesterov without momentum, ...) fails when the model is made, before any data loads."""
+    stand_ins = [{"name": "matrices", "params": [nn.Parameter(torch.zeros(2, 2))]},
+                 {"name": "no_decay", "params": [nn.Parameter(torch.zeros(2))], "weight_decay": 0.0}]
+    name = factory_class(factory).__name__
+    try:
+        settings = factory(stand_ins).defaults
+    except (ValueError, TypeError, RuntimeError) as error:
+        raise ConfigError(f"optimizer {name}: {error}") from error
+    # Values that torch.optim accepts but that cannot train.
+    if isinstance(settings.get("lr"), (int, float)) and settings["lr"] <= 0:
+        raise ConfigError(f"optimizer {name}: lr must be > 0, got {settings['lr']}")
+    if isinstance(settings.get("momentum"), (int, float)) and not 0 <= settings["momentum"] < 1:
+        raise ConfigError(f"optimizer {name}: momentum must lie in [0, 1), got {settings['momentum']}")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, config: dict, total_steps: float):
-    """A LambdaLR that multiplies each group's learning rate by the schedule's factor."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule_factor(config, total_steps))
+# Schedules. Each multiplies the optimizer's learning rate by factor(step), where step counts
+# optimizer steps from 0 and total_steps is the run's length as the Trainer computes it.
+
+
+def needs_length(total_steps: float, name: str) -> float:
+    """total_steps, or a clear error when the run has no set length."""
+    if not math.isfinite(total_steps):
+        raise ConfigError(f"schedule {name} needs the run's length: set trainer.max_epochs or trainer.max_steps")
+    return total_steps
+
+
+class Schedule(torch.optim.lr_scheduler.LambdaLR):
+    """Base of every schedule: linear warmup over `warmup_steps`, then factor(step).
+
+    A subclass defines `factor(self, step, total_steps)` (total_steps excludes the warmup) and
+    takes (optimizer, total_steps, warmup_steps, its own arguments...) in its constructor.
+    """
+
+    default_warmup_fraction = 0.0  # warmup_steps=None: this fraction of the run
+
+    def __init__(self, optimizer, total_steps: float, warmup_steps: int | None = 0):
+        if warmup_steps is None:
+            warmup_steps = int(self.default_warmup_fraction * needs_length(total_steps, type(self).__name__))
+        if not isinstance(warmup_steps, int) or warmup_steps < 0:
+            raise ConfigError(f"scheduler warmup_steps must be an integer >= 0, got {warmup_steps!r}")
+        self.warmup_steps, self.total_steps = warmup_steps, total_steps - warmup_steps
+        self.factor(0, self.total_steps)  # fail now, not at the first step, if the schedule cannot work
+        super().__init__(optimizer, lambda step: self.with_warmup(step))
+
+    def with_warmup(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps  # linear warmup, never exactly 0
+        return self.factor(step - self.warmup_steps, self.total_steps)
+
+    def factor(self, step: int, total_steps: float) -> float:
+        return 1.0
+
+    def state_dict(self):
+        # Only the position in the schedule: its settings come from the config of the run.
+        return {key: value for key, value in super().state_dict().items() if key not in SCHEDULE_SETTINGS}
+
+
+class Constant(Schedule):
+    """factor = 1 (after any warmup)."""
+
+
+class StepDecay(Schedule):
+    """factor = gamma ** (step // step_size); step_size defaults to a third of the run."""
+
+    def __init__(self, optimizer, total_steps: float, warmup_steps: int | None = 0, step_size: int | None = None,
+                 gamma: float = 0.1):
+        self.step_size, self.gamma = step_size, gamma
+        super().__init__(optimizer, total_steps, warmup_steps)
+
+    def factor(self, step, total_steps):
+        step_size = self.step_size or max(1, int(needs_length(total_steps, "StepDecay")) // 3)
+        return self.gamma ** (step // step_size)
+
+
+class Cosine(Schedule):
+    """factor goes from 1 to min_factor along half a cosine wave over the run."""
+
+    def __init__(self, optimizer, total_steps: float, warmup_steps: int | None = 0, min_factor: float = 0.0):
+        self.min_factor = min_factor
+        super().__init__(optimizer, total_steps, warmup_steps)
+
+    def factor(self, step, total_steps):
+        progress = min(step / max(1.0, needs_length(total_steps, "Cosine")), 1.0)
+        return self.min_factor + (1.0 - self.min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class WarmupCosine(Cosine):
+    """Cosine with warmup_steps defaulting to 5% of the run."""
+
+    default_warmup_fraction = 0.05
+
+    def __init__(self, optimizer, total_steps: float, warmup_steps: int | None = None, min_factor: float = 0.0):
+        super().__init__(optimizer, total_steps, warmup_steps, min_factor)
+
+
+class InverseTime(Schedule):
+    """factor = 1 / (1 + step / tau): the classic 1/t decay; tau defaults to a tenth of the run."""
+
+    def __init__(self, optimizer, total_steps: float, warmup_steps: int | None = 0, tau: float | None = None):
+        self.tau = tau
+        super().__init__(optimizer, total_steps, warmup_steps)
+
+    def factor(self, step, total_steps):
+        tau = self.tau or max(1.0, needs_length(total_steps, "InverseTime") / 10)
+        return 1.0 / (1.0 + step / tau)
+
+
+class Exponential(Schedule):
+    """factor = gamma ** step; gamma defaults to the value that reaches 0.01 at the end of the run."""
+
+    def __init__(self, optimizer, total_steps: float, warmup_steps: int | None = 0, gamma: float | None = None):
+        self.gamma = gamma
+        super().__init__(optimizer, total_steps, warmup_steps)
+
+    def factor(self, step, total_steps):
+        gamma = self.gamma or 0.01 ** (1 / max(1.0, needs_length(total_steps, "Exponential")))
+        return gamma**step
+
+
+def linear_decay(step: float, total_steps: float, min_factor: float) -> float:
+    """From 1 at step 0 down to min_factor at total_steps, in a straight line."""
+    return 1.0 - (1.0 - min_factor) * min(step / max(1.0, total_steps), 1.0)
+
+
+class Linear(Schedule):
+    """factor falls in a straight line from 1 to min_factor (0: linear decay to zero)."""
+
+    def __init__(self, optimizer, total_steps: float, warmup_steps: int | None = 0, min_factor: float = 0.0):
+        self.min_factor = min_factor
+        super().__init__(optimizer, total_steps, warmup_steps)
+
+    def factor(self, step, total_steps):
+        return linear_decay(step, needs_length(total_steps, "Linear"), self.min_factor)
+
+
+class WSD(Schedule):
+    """Warmup-stable-decay: factor 1 (after any warmup_steps), then a linear decay to min_factor
+    over the last decay_fraction of the run."""
+
+    def __init__(self, optimizer, total_steps: float, warmup_steps: int | None = 0, decay_fraction: float = 0.2,
+                 min_factor: float = 0.0):
+        self.decay_fraction, self.min_factor = decay_fraction, min_factor
+        super().__init__(optimizer, total_steps, warmup_steps)
+
+    def factor(self, step, total_steps):
+        decay_start = (1.0 - self.decay_fraction) * needs_length(total_steps, "WSD")
+        if step < decay_start:
+            return 1.0
+        return linear_decay(step - decay_start, total_steps - decay_start, self.min_factor)
+
+
+class OneCycle(Schedule):
+    """One-cycle (as torch's OneCycleLR with cosine annealing): from 1/div_factor up to 1 over
+    peak_fraction of the run, then down to 1/(div_factor * final_div_factor)."""
+
+    def __init__(self, optimizer, total_steps: float, warmup_steps: int | None = 0, peak_fraction: float = 0.3,
+                 div_factor: float = 25.0, final_div_factor: float = 1e4):
+        self.peak_fraction, self.div_factor, self.final_div_factor = peak_fraction, div_factor, final_div_factor
+        super().__init__(optimizer, total_steps, warmup_steps)
+
+    def factor(self, step, total_steps):
+        peak = self.peak_fraction * needs_length(total_steps, "OneCycle") - 1
+        start, end = 1.0 / self.div_factor, 1.0 / (self.div_factor * self.final_div_factor)
+        if step <= peak:
+            low, high, progress = start, 1.0, step / max(peak, 1e-12)
+        else:
+            low, high, progress = end, 1.0, 1.0 - min((step - peak) / max(total_steps - 1 - peak, 1e-12), 1.0)
+        return low + (high - low) * 0.5 * (1.0 - math.cos(math.pi * progress))
+
+
+# The attributes a schedule sets itself; its state_dict leaves them out.
+SCHEDULE_SETTINGS = {"warmup_steps", "total_steps", "step_size", "gamma", "min_factor", "tau", "decay_fraction",
+                     "peak_fraction", "div_factor", "final_div_factor"}
+
+SCHEDULES = {
+    "constant": Constant,
+    "step": StepDecay,
+    "cosine": Cosine,
+    "warmup_cosine": WarmupCosine,
+    "inverse_time": InverseTime,  # 1/t
+    "exponential": Exponential,
+    "linear": Linear,
+    "wsd": WSD,
+    "one_cycle": OneCycle,
+}
+
+
+def schedule_spec(name: str) -> dict:
+    """{class_path} for a name of SCHEDULES (its arguments keep their defaults)."""
+    if name not in SCHEDULES:
+        raise ConfigError(f"unknown scheduler {name!r}: choose one of {', '.join(SCHEDULES)}, "
+                          "or give the import path of a Schedule subclass")
+    return {"class_path": f"{__name__}.{SCHEDULES[name].__name__}"}
+
+
+def make_schedule(name: str, **arguments):
+    """For Python code: the factory that `--scheduler name` gives the module;
+    make_schedule("cosine", warmup_steps=10)(optimizer, total_steps)."""
+    schedule_spec(name)
+    return partial(SCHEDULES[name], **arguments)
+
+
+def check_schedule(factory) -> None:
+    """A schedule must take (optimizer, total_steps, ...) and the arguments given: say so now,
+    not when training starts."""
+    schedule = factory_class(factory)
+    signature = inspect.signature(schedule)
+    if list(signature.parameters)[:2] != ["optimizer", "total_steps"]:
+        raise ConfigError(f"scheduler {schedule.__name__} must take (optimizer, total_steps, ...): "
+                          f"subclass {__name__}.Schedule (see docs/extending.md)")
+    try:
+        signature.bind(None, 1, **getattr(factory, "keywords", {}))
+    except TypeError as error:
+        raise ConfigError(f"scheduler {schedule.__name__}: {error}; it takes {arguments_of(schedule)}") from error
+
+
+def describe_choices() -> str:
+    """The built-in optimizers and schedules with their arguments, for `train.py fit --help`."""
+    lines = ["Optimizers: --optimizer NAME [--optimizer.ARGUMENT VALUE ...], or an import path:"]
+    for name, (class_path, starting_values) in OPTIMIZERS.items():
+        lines.append(f"  {name:<19} {class_path.rsplit('.', 1)[-1]}({arguments_of(class_path, starting_values)})")
+    lines.append("Schedules: --scheduler NAME [--scheduler.ARGUMENT VALUE ...]:")
+    for name, schedule in SCHEDULES.items():
+        lines.append(f"  {name:<19} {schedule.__name__}({arguments_of(schedule)})")
+    return "\n".join(lines)
+
+
+# Arguments of torch.optim classes that choose an implementation, not an optimization setting.
+IMPLEMENTATION_SWITCHES = ("foreach", "maximize", "capturable", "differentiable", "fused")
+
+
+def arguments_of(target, values: dict | None = None) -> str:
+    """'lr=0.05, momentum=0, ...': a class's arguments that have defaults (the others, such as
+    params or optimizer, are filled in by the code), with `values` in place of some defaults."""
+    values = values or {}
+    try:
+        cls = import_class(target) if isinstance(target, str) else target
+        parameters = inspect.signature(cls).parameters.values()
+    except (ImportError, AttributeError, ValueError):  # an optional package that is not installed
+        return "not installed"
+    shown = [f"{p.name}={values.get(p.name, p.default)!r}" for p in parameters
+             if (p.default is not p.empty or p.name in values) and p.name not in IMPLEMENTATION_SWITCHES]
+    return ", ".join(shown)

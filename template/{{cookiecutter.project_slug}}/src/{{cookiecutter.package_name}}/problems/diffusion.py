@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import DeviceBatches, data_device, device_batches, split_indices
-from ..module import CourseModule
+from ..module import CourseModule, OptimizerFactory, ScheduleFactory
 from ..nets.unet import UNet
 from ..registry import ConfigError, check_arguments, lookup
 
@@ -151,11 +151,12 @@ class Diffusion(CourseModule):
         samples: int = 64,  # images in each logged sample grid (0: no grids)
         sample_every: int = 1,  # log a grid every this many validations
         ema_decay: float | None = 0.995,  # EMA of the weights used to validate and sample (null: no EMA)
-        optimizer: dict[str, Any] | None = None,  # see optim.py, e.g. {name: adam, lr: 2.0e-4}
-        scheduler: dict[str, Any] | None = None,  # see optim.py, e.g. {name: warmup_cosine}
+        optimizer: OptimizerFactory | None = None,  # --optimizer NAME (see optim.py); None: adam
+        scheduler: ScheduleFactory | None = None,  # --scheduler NAME (see optim.py); None: constant
+        param_groups: list[dict[str, Any]] | None = None,  # per-parameter settings, e.g. [{match: "net.*.bias", lr: 0.1}]
         input_shape: tuple[int, int, int] | None = None,  # filled in from the data by train.py
     ):
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, param_groups)
         self.save_hyperparameters()
         if input_shape is None:
             raise ConfigError(
@@ -212,7 +213,6 @@ class Diffusion(CourseModule):
         return self.sample(len(images), hp.sampler, hp.sample_steps, hp.eta, seed=batch_idx)
 
     def on_validation_epoch_end(self):
-        super().on_validation_epoch_end()
         hp, trainer = self.hparams, self.trainer
         if hp.samples <= 0 or trainer.sanity_checking or (trainer.current_epoch + 1) % hp.sample_every:
             return

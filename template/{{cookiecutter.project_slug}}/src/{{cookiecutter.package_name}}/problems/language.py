@@ -32,7 +32,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from ..data import DeviceBatches, SeededDraws, data_device, device_batches
-from ..module import CourseModule
+from ..module import CourseModule, OptimizerFactory, ScheduleFactory
 from ..nets.gpt import GPT
 from ..registry import ConfigError, check_arguments
 
@@ -290,12 +290,13 @@ class LanguageModel(CourseModule):
         sample_every: int = 1,  # log a sample every this many validations (sampling is slow on a CPU)
         temperature: float = 0.8,  # sampling temperature of the logged samples (0: always the likeliest token)
         top_k: int | None = 40,  # sample among the k likeliest tokens only (null: all tokens)
-        optimizer: dict[str, Any] | None = None,  # see optim.py, e.g. {name: adamw, lr: 1.0e-3, weight_decay: 0.1}
-        scheduler: dict[str, Any] | None = None,  # see optim.py, e.g. {name: warmup_cosine}
+        optimizer: OptimizerFactory | None = None,  # --optimizer NAME (see optim.py); None: adam
+        scheduler: ScheduleFactory | None = None,  # --scheduler NAME (see optim.py); None: constant
+        param_groups: list[dict[str, Any]] | None = None,  # per-parameter settings, e.g. [{match: "net.*.bias", lr: 0.1}]
         tokenizer: str = "byte",  # filled in from the data by train.py
         block_size: int = 64,  # filled in from the data by train.py
     ):
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, param_groups)
         self.save_hyperparameters()
         self.tokenizer = make_tokenizer(tokenizer)
         check_arguments(GPT, net_args or {}, "net gpt", skip=("vocab_size", "block_size"))
@@ -353,7 +354,6 @@ class LanguageModel(CourseModule):
         self.log_epoch("test")
 
     def on_validation_epoch_end(self):
-        super().on_validation_epoch_end()
         self.log_epoch("val")
         sample_now = (self.trainer.current_epoch + 1) % self.hparams.sample_every == 0
         if self.hparams.sample_tokens > 0 and sample_now and not self.trainer.sanity_checking:

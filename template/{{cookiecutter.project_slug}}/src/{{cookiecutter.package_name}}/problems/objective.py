@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..data import DeviceBatches, SeededDraws
-from ..module import CourseModule
+from ..module import CourseModule, OptimizerFactory, ScheduleFactory
 from ..registry import ConfigError, check_arguments, lookup
 
 
@@ -558,10 +558,11 @@ class ObjectiveModule(CourseModule):
         problem_args: dict[str, Any] | None = None,  # arguments of that problem class, e.g. {dim: 2, condition_number: 50}
         batch_size: int | None = None,  # rows or noise samples per step; null: all rows (gradient descent)
         steps_per_epoch: int = 50,  # steps between two validations (exact objective, distance to x*)
-        optimizer: dict[str, Any] | None = None,  # see optim.py, e.g. {name: sgd, lr: 1.0}
-        scheduler: dict[str, Any] | None = None,  # see optim.py, e.g. {name: inverse_time}
+        optimizer: OptimizerFactory | None = None,  # --optimizer NAME (see optim.py); None: adam
+        scheduler: ScheduleFactory | None = None,  # --scheduler NAME (see optim.py); None: constant
+        param_groups: list[dict[str, Any]] | None = None,  # per-parameter settings, e.g. [{match: "net.*.bias", lr: 0.1}]
     ):
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, param_groups)
         self.save_hyperparameters()
         problem_class = lookup(PROBLEMS, problem, "problem")
         check_arguments(problem_class, problem_args or {}, f"problem {problem!r}")

@@ -31,7 +31,7 @@ from torchmetrics.classification import AUROC, Accuracy
 from torchmetrics.regression import MeanSquaredError, R2Score
 
 from ..data import DeviceBatches, data_device, device_batches, split_indices
-from ..module import CourseModule
+from ..module import CourseModule, OptimizerFactory, ScheduleFactory
 from ..nets.mlp import MLP
 from ..registry import ConfigError, check_arguments
 
@@ -265,12 +265,13 @@ class TabularModel(CourseModule):
         net_args: dict[str, Any] | None = None,  # mlp arguments, e.g. {widths: [64, 64], activation: relu}
         l2: float = 0.0,  # penalty l2/2 ||w||^2 in the objective (weights only, never biases)
         l1: float = 0.0,  # penalty l1 ||w||_1 in the objective (weights only)
-        optimizer: dict[str, Any] | None = None,  # see optim.py, e.g. {name: sgd, lr: 0.1}
-        scheduler: dict[str, Any] | None = None,  # see optim.py, e.g. {name: inverse_time}
+        optimizer: OptimizerFactory | None = None,  # --optimizer NAME (see optim.py); None: adam
+        scheduler: ScheduleFactory | None = None,  # --scheduler NAME (see optim.py); None: constant
+        param_groups: list[dict[str, Any]] | None = None,  # per-parameter settings, e.g. [{match: "net.*.bias", lr: 0.1}]
         num_features: int | None = None,  # filled in from the data by train.py
         num_classes: int | None = None,  # filled in from the data by train.py (0: regression)
     ):
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, param_groups)
         self.save_hyperparameters()
         if num_features is None or num_classes is None:
             raise ConfigError("TabularModel needs num_features and num_classes; train.py takes them from the data. "
@@ -400,7 +401,6 @@ class TabularModel(CourseModule):
 
     def on_validation_epoch_end(self):
         """Log the distance to theta* and the excess training objective (full training set)."""
-        super().on_validation_epoch_end()
         if self.optimum is None or self.trainer.sanity_checking:
             return
         weight, bias, value = (t.to(self.device, self.dtype) for t in self.optimum)

@@ -19,7 +19,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from ..data import DeviceBatches, data_device, device_batches, split_indices
-from ..module import CourseModule
+from ..module import CourseModule, OptimizerFactory, ScheduleFactory
 from ..nets.cnn import SmallCNN
 from ..nets.mlp import MLP
 from ..nets.resnet import ResNet
@@ -191,12 +191,13 @@ class ImageClassifier(CourseModule):
         net: str = "mlp",  # mlp, cnn or resnet (see src/<package>/nets/)
         net_args: dict[str, Any] | None = None,  # arguments of the net, e.g. {widths: [512, 512]} for the MLP
         label_smoothing: float = 0.0,  # spread this much target probability over all classes
-        optimizer: dict[str, Any] | None = None,  # see optim.py, e.g. {name: sgd, lr: 0.1, momentum: 0.9}
-        scheduler: dict[str, Any] | None = None,  # see optim.py, e.g. {name: cosine, warmup_steps: 100}
+        optimizer: OptimizerFactory | None = None,  # --optimizer NAME (see optim.py); None: adam
+        scheduler: ScheduleFactory | None = None,  # --scheduler NAME (see optim.py); None: constant
+        param_groups: list[dict[str, Any]] | None = None,  # per-parameter settings, e.g. [{match: "net.*.bias", lr: 0.1}]
         input_shape: tuple[int, int, int] | None = None,  # filled in from the data by train.py
         num_classes: int | None = None,  # filled in from the data by train.py
     ):
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, param_groups)
         self.save_hyperparameters()
         if input_shape is None or num_classes is None:
             raise ConfigError(
