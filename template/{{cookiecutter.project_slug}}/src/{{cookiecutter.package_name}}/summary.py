@@ -1,5 +1,6 @@
-"""What a run reached, where a student looks: printed at the end of `fit` and `test`, and in
-TensorBoard's HParams tab (one row per run: its settings, its best and final results).
+"""What a run reached, where a student looks: printed at the end of `fit` and `test`, in
+TensorBoard's HParams tab (one row per run: its settings, its best and final results), and in
+its Custom Scalars tab (training and validation loss in one chart, then each result).
 
 train.py adds a RunSummary callback to every run; nothing here runs on a training step. At the
 end of `python train.py fit` it prints, for example:
@@ -11,7 +12,9 @@ end of `python train.py fit` it prints, for example:
     Saved in runs/vision_digits/adam_lr0.003 (config.yaml, checkpoints/, TensorBoard events)
 """
 
+import inspect
 import math
+import re
 import time
 
 from lightning.pytorch import Callback
@@ -19,6 +22,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from .callbacks import Diverged
 from .figures import HIGHER_IS_BETTER
+from .optim import IMPLEMENTATION_SWITCHES, import_class
 
 
 def is_better(metric: str, new: float, old: float) -> bool:
@@ -53,6 +57,7 @@ class RunSummary(Callback):
         self.final: dict[str, float] = {}
         self.started = None
         self.exception = None  # what ended the run, if not its budget
+        self.layout_written = False
 
     def setup(self, trainer, pl_module, stage):
         # This callback writes the HParams tab; Lightning's own version would list every init
@@ -73,6 +78,9 @@ class RunSummary(Callback):
                 self.final[name] = value
                 if is_better(name, value, self.best.get(name, math.nan)):
                     self.best[name] = value
+        if not self.layout_written:  # now the metric names are known
+            self.write_layout(trainer)
+            self.layout_written = True
 
     def on_exception(self, trainer, pl_module, exception):
         self.exception = exception
@@ -95,6 +103,8 @@ class RunSummary(Callback):
         if self.started is None or not trainer.is_global_zero:
             return
         self.write_hparams(trainer, diverged)
+        for logger in trainer.loggers:
+            logger.save()
         seconds = time.perf_counter() - self.started
         outcome = "DIVERGED" if diverged else ("stopped early" if interrupted else "did not diverge")
         # The logger's folder (trainer.log_dir would wait for the other processes of a DDP run).
@@ -110,22 +120,66 @@ class RunSummary(Callback):
         print("\n".join(lines))
 
     def write_hparams(self, trainer, diverged: bool) -> None:
-        """One HParams row: the run's settings, then its results as metric columns.
+        """One HParams row: the run's settings and results as columns.
 
-        The final values are the last points of the val/ charts themselves; the best ones are
-        written once, at the last step, as best/<metric>; `diverged` (1) exists only for runs
-        that diverged.
+        The final values are the last points of the val/ charts themselves (metric columns); the
+        best ones and `diverged` are columns beside the settings, so that no chart of a single
+        point stands among the curves.
         """
         from torch.utils.tensorboard.summary import hparams
 
-        best = {f"best/{name}": value for name, value in self.best.items()}
-        for logger in trainer.loggers:
-            if not isinstance(logger, TensorBoardLogger):
-                continue
-            logger.log_metrics(best, step=trainer.global_step)
-            columns = {**best, **self.final, "diverged": float(diverged)}  # `diverged` is logged only when it happens
-            experiment, start, end = hparams(self.settings, columns)
-            writer = logger.experiment._get_file_writer()
-            for summary in (experiment, start, end):
+        # Named to sort after the settings: the tab shows the first columns alphabetically.
+        results = {f"result: best {name}": value for name, value in self.best.items()} | {"result: diverged": diverged}
+        for writer in tensorboard_writers(trainer):
+            for summary in hparams({**self.settings, **results}, dict(self.final)):
                 writer.add_summary(summary)
-            logger.save()
+
+    def write_layout(self, trainer) -> None:
+        """The Custom Scalars tab: loss first (training and validation in one chart), then each
+        result (val/acc beside train/acc, ...), then the learning rate."""
+        from torch.utils.tensorboard.summary import custom_scalars
+
+        results = sorted(name.removeprefix("val/") for name in self.final if name != "val/loss")
+        layout = {"loss": {"training and validation loss": ["Multiline", [r"^(train|val)/loss$"]]}}
+        for result in results:
+            layout[result] = {f"{result} (training and validation)": ["Multiline", [rf"^(train|val)/{re.escape(result)}$"]]}
+        layout["learning rate"] = {"learning rate": ["Multiline", [r"^opt/lr$"]]}
+        for writer in tensorboard_writers(trainer):
+            writer.add_summary(custom_scalars(layout))
+
+
+def run_settings(config) -> dict:
+    """What TensorBoard's HParams tab shows of a run (train.py passes its parsed config): the run's
+    name, the optimizer and schedule with the arguments that differ from their class's defaults
+    (lr always), batch size, data, seed and budget; no internal keys, no paths."""
+    settings = {"seed": config.get("seed_everything"), "run": config.get("name")}
+    model = config.model.get("init_args", config.model)
+    for entry in ("optimizer", "scheduler"):
+        spec = model.get(entry)
+        if spec is None:
+            continue
+        settings[entry] = spec.class_path.rsplit(".", 1)[-1]
+        defaults = inspect.signature(import_class(spec.class_path)).parameters
+        for key, value in (spec.get("init_args") or {}).items():
+            default = defaults[key].default if key in defaults else None
+            if key == "lr" or (value != default and value is not None and key not in IMPLEMENTATION_SWITCHES):
+                settings[f"{entry}.{key}"] = value
+    data = config.get("data") or {}
+    data = data.get("init_args", data) if hasattr(data, "get") else {}
+    for key in ("batch_size", "dataset", "problem", "net"):
+        value = data.get(key) if key in data else model.get(key)
+        if value is not None:
+            settings[key] = value
+    for key in ("max_epochs", "max_steps", "precision", "accumulate_grad_batches"):
+        value = config.trainer.get(key)
+        if value not in (None, -1):
+            settings[f"trainer.{key}"] = value
+    return {key: value if isinstance(value, (int, float, str, bool)) else str(value)
+            for key, value in settings.items() if value is not None}
+
+
+def tensorboard_writers(trainer) -> list:
+    """The event-file writers of the run's TensorBoard loggers (first process only)."""
+    if not trainer.is_global_zero:
+        return []
+    return [logger.experiment._get_file_writer() for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
