@@ -49,12 +49,16 @@ def main() -> None:
 Your project is ready in {root}
 
 Next steps (from that folder):
-  1. Install:        uv sync --extra dev          (or: pip install -e ".[dev]")
+  1. Install:        uv sync --extra dev
   2. Train:          uv run python train.py fit   (the default experiment, offline, on the CPU)
   3. Test:           uv run pytest
   4. Look at runs:   uv run tensorboard --logdir runs
   5. Share it:       git init && git add . && git commit -m "Start from the course template"
                      then push to https://github.com/{{ cookiecutter.github_owner }}/{{ cookiecutter.project_slug }}
+
+README.md shows more (another optimizer, a schedule, resuming, repeating a run); docs/extending.md
+shows how to add your own optimizer, schedule, net, dataset or problem family. Without uv:
+pip install -e ".[dev]" in a virtual environment, then the same commands without "uv run".
 """
     )
 

@@ -1,16 +1,16 @@
 """Train, evaluate and use this project's models: LightningCLI's fit / validate / test / predict.
 
-    python train.py fit                        # the default experiment: configs/{{ 'vision' if cookiecutter.problem_family == 'all' else cookiecutter.problem_family }}.yaml
-    python train.py fit --config configs/<experiment>.yaml --config configs/trainer/gpu.yaml
-    python train.py fit --model.init_args.optimizer.lr 0.05          # change any key
-    python train.py fit --ckpt_path last                             # resume the latest run
-    python train.py fit --config runs/<experiment>/version_0/config.yaml   # reproduce a run
-    python train.py test --config runs/<experiment>/version_0/config.yaml \
-        --ckpt_path runs/<experiment>/version_0/checkpoints/last.ckpt
-    python train.py fit --help                 # every key with its default
+    uv run python train.py fit                        # the default experiment: configs/{{ 'vision' if cookiecutter.problem_family == 'all' else cookiecutter.problem_family }}.yaml
+    uv run python train.py fit --config configs/<experiment>.yaml --config configs/trainer/gpu.yaml
+    uv run python train.py fit --optimizer adam --optimizer.lr 3e-4   # another optimizer (fit --help lists them)
+    uv run python train.py fit --ckpt_path last                       # resume the latest run
+    uv run python train.py fit --config runs/<experiment>/<name>/config.yaml   # repeat a run
+    uv run python train.py test --config runs/<experiment>/<name>/config.yaml \
+        --ckpt_path runs/<experiment>/<name>/checkpoints/last.ckpt
+    uv run python train.py fit --help                 # every key with its default, and every optimizer
 
-Each run writes runs/<experiment>/version_N/: config.yaml, checkpoints/ and TensorBoard events
-(look at them with `tensorboard --logdir runs`).
+Each run writes runs/<experiment>/<name>/ (the name is --name, else what the command line changes,
+else version_N): config.yaml, checkpoints/ and TensorBoard events (uv run tensorboard --logdir runs).
 """
 
 from pathlib import Path

@@ -4,7 +4,7 @@
 - Diagnostics: optimization diagnostics, logged to TensorBoard: why a run behaves as it does.
 
 train.py adds one Diagnostics callback to every run; its switches are the `diagnostics:`
-section of a config (see `python train.py fit --help`), e.g.
+section of a config (see `uv run python train.py fit --help`), e.g.
 
     diagnostics:
       every_n_steps: 50              # gradient/parameter/update norms, lr, momentum, throughput

@@ -1,12 +1,12 @@
 """The command line of the project, built on LightningCLI (train.py calls `main`).
 
-    python train.py fit                                  # the default experiment
-    python train.py fit --config configs/<experiment>.yaml [--config configs/trainer/<preset>.yaml]
-    python train.py fit --optimizer adam --optimizer.lr 3e-4 --scheduler wsd --name adam_wsd
-    python train.py fit --config configs/<experiment>.yaml --ckpt_path last     # resume
-    python train.py fit --config runs/<experiment>/version_0/config.yaml      # reproduce a run
-    python train.py test --config runs/<experiment>/version_0/config.yaml --ckpt_path <file.ckpt>
-    python train.py fit --help                           # every key, with its default
+    uv run python train.py fit                                  # the default experiment
+    uv run python train.py fit --config configs/<experiment>.yaml [--config configs/trainer/<preset>.yaml]
+    uv run python train.py fit --optimizer adam --optimizer.lr 3e-4 --scheduler wsd --name adam_wsd
+    uv run python train.py fit --config configs/<experiment>.yaml --ckpt_path last     # resume
+    uv run python train.py fit --config runs/<experiment>/<name>/config.yaml        # repeat a run
+    uv run python train.py test --config runs/<experiment>/<name>/config.yaml --ckpt_path <file.ckpt>
+    uv run python train.py fit --help                           # every key, with its default
 
 What this adds to LightningCLI:
 - when no --config names an experiment, the default experiment's config is used;
@@ -55,7 +55,7 @@ DEFAULT_LOGGER = {
 
 # How to open TensorBoard, printed after each run: with uv, its own environment has it.
 TENSORBOARD_HINT = (
-    "Look at it with: uv run tensorboard --logdir runs   (without uv: tensorboard --logdir runs)\n"
+    "Look at it with: uv run tensorboard --logdir runs   (without uv: uv run tensorboard --logdir runs)\n"
     "  then open http://localhost:6006/#custom_scalars (loss and results first; HPARAMS compares runs)"
 )
 

@@ -4,11 +4,11 @@ On the command line (any experiment; each flag replaces the whole entry of the c
 argument of the previous optimizer carries over, and arguments left out take the starting
 values below, else the optimizer's own defaults):
 
-    python train.py fit --optimizer adam                      # a name from OPTIMIZERS below
-    python train.py fit --optimizer adam --optimizer.lr 3e-4  # then change any of its arguments
-    python train.py fit --optimizer my_package.my_optimizers.MyOpt   # your own, by import path
-    python train.py fit --scheduler wsd --scheduler.warmup_steps 100 # a name from SCHEDULES below
-    python train.py fit --optimizer.help adam                 # every argument of one, with defaults
+    uv run python train.py fit --optimizer adam                      # a name from OPTIMIZERS below
+    uv run python train.py fit --optimizer adam --optimizer.lr 3e-4  # then change any of its arguments
+    uv run python train.py fit --optimizer my_package.my_optimizers.MyOpt   # your own, by import path
+    uv run python train.py fit --scheduler wsd --scheduler.warmup_steps 100 # a name from SCHEDULES below
+    uv run python train.py fit --optimizer.help adam                 # every argument of one, with defaults
 
 In an experiment config (configs/*.yaml) the same choice is a class and its arguments:
 

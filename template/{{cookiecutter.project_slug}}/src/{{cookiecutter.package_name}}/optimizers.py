@@ -112,8 +112,8 @@ class SGDMomentum(Optimizer):
 
     It matches torch.optim.SGD(lr, momentum) (tests/test_optim.py checks this). Train with it:
 
-        python train.py fit --optimizer sgd_momentum --optimizer.lr 0.05
-        python train.py fit --optimizer {{ cookiecutter.package_name }}.optimizers.SGDMomentum
+        uv run python train.py fit --optimizer sgd_momentum --optimizer.lr 0.05
+        uv run python train.py fit --optimizer {{ cookiecutter.package_name }}.optimizers.SGDMomentum
 
     Copy this class into a file of your own (e.g. src/{{ cookiecutter.package_name }}/my_optimizers.py)
     and name it by its import path; no other file needs to change.

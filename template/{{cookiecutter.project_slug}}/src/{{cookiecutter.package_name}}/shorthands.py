@@ -23,10 +23,15 @@ def name_from_arguments(args: list[str]) -> str | None:
         key = key.replace("init_args.", "").removeprefix("model.").removeprefix("data.")
         if NOT_IN_NAMES.match(key) or value is None:
             continue
-        if key in ("optimizer", "scheduler"):
-            parts.append(value.rsplit(".", 1)[-1].lower() if not value.startswith("{") else key)
+        short_key = "seed" if key == "seed_everything" else key.rsplit(".", 1)[-1]
+        if value.startswith(("{", "[")):  # a whole entry or a list: its key says enough
+            parts.append(short_key)
+        elif re.fullmatch(r"[\w.]+\.[A-Z]\w*", value):  # a class path: its class name
+            parts.append(value.rsplit(".", 1)[-1].lower())
+        elif key in ("optimizer", "scheduler"):
+            parts.append(value)
         else:
-            parts.append(f"{'seed' if key == 'seed_everything' else key.rsplit('.', 1)[-1]}{value}")
+            parts.append(f"{short_key}{value}")
     name = re.sub(r"[^A-Za-z0-9._=+-]+", "-", "_".join(parts)).strip("-_")
     return name[:80] or None
 
@@ -109,4 +114,4 @@ def one_line(message: str) -> str:
     given = re.search(r"Given value: (.*?)(\. Got value:.*)?$", message, re.M)
     if key and reason:
         return f"{key}: {reason}" + (f" (given: {given.group(1)})" if given and "Expected" in reason else "")
-    return message.strip().splitlines()[0] + "  (python train.py fit --help lists every option)"
+    return message.strip().splitlines()[0] + "  (uv run python train.py fit --help lists every option)"

@@ -3,7 +3,7 @@ TensorBoard's HParams tab (one row per run: its settings, its best and final res
 its Custom Scalars tab (training and validation loss in one chart, then each result).
 
 train.py adds a RunSummary callback to every run; nothing here runs on a training step. At the
-end of `python train.py fit` it prints, for example:
+end of `uv run python train.py fit` it prints, for example:
 
     Run vision_digits/adam_lr0.003: 30 epochs, 1710 optimizer steps, 14.1 s, did not diverge
       metric      best      final
@@ -34,12 +34,10 @@ def is_better(metric: str, new: float, old: float) -> bool:
 
 
 def metrics_table(best: dict[str, float], final: dict[str, float]) -> list[str]:
-    """Lines of a small table: one metric a row, its best and final value."""
-    width = max(len(name) for name in final) + 2
-    lines = [f"  {'metric':<{width}}{'best':<10}final"]
-    for name in sorted(final):
-        lines.append(f"  {name:<{width}}{best[name]:<10.4g}{final[name]:.4g}")
-    return lines
+    """Lines of a small table: one metric a row, its best and final value (4 significant digits)."""
+    rows = [("metric", "best", "final")] + [(name, f"{best[name]:.4g}", f"{final[name]:.4g}") for name in sorted(final)]
+    widths = [max(len(row[column]) for row in rows) + 2 for column in range(2)]
+    return [f"  {name:<{widths[0]}}{best_value:<{widths[1]}}{final_value}" for name, best_value, final_value in rows]
 
 
 class RunSummary(Callback):

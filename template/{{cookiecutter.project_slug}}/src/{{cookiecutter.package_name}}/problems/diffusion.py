@@ -1,8 +1,8 @@
 """Image generation with a denoising diffusion model (DDPM), sampled with DDPM or DDIM.
 
-    python train.py fit                                                    # 8x8 digits, offline, a minute
-    python train.py fit --config configs/diffusion_mnist.yaml --config configs/trainer/gpu.yaml
-    python -m {{ cookiecutter.package_name }}.problems.diffusion --ckpt runs/diffusion/version_0/checkpoints/last.ckpt \
+    uv run python train.py fit                                                    # 8x8 digits, offline, a minute
+    uv run python train.py fit --config configs/diffusion_mnist.yaml --config configs/trainer/gpu.yaml
+    uv run python -m {{ cookiecutter.package_name }}.problems.diffusion --ckpt runs/diffusion/<run name>/checkpoints/last.ckpt \
         --out samples.png --method ddim --steps 50                         # a grid of samples
 
 Training: take an image x0, a step t in 0..T-1 and Gaussian noise e; make the noisy image
@@ -208,7 +208,7 @@ class Diffusion(CourseModule):
         self.log("test/loss", self.noise_loss(images, torch.Generator(images.device).manual_seed(batch_idx)), sync_dist=True)
 
     def predict_step(self, images, batch_idx):
-        """`python train.py predict`: as many samples (in [-1, 1]) as the batch has images."""
+        """`uv run python train.py predict`: as many samples (in [-1, 1]) as the batch has images."""
         hp = self.hparams
         return self.sample(len(images), hp.sampler, hp.sample_steps, hp.eta, seed=batch_idx)
 
@@ -281,7 +281,7 @@ class Diffusion(CourseModule):
 def main(args: list[str] | None = None) -> Path:
     """Sample a grid of images from a checkpoint into a PNG file; returns its path."""
     parser = argparse.ArgumentParser(description="Sample images from a trained diffusion checkpoint.")
-    parser.add_argument("--ckpt", required=True, help="a .ckpt file, e.g. runs/diffusion/version_0/checkpoints/last.ckpt")
+    parser.add_argument("--ckpt", required=True, help="a .ckpt file, e.g. runs/diffusion/<run name>/checkpoints/last.ckpt")
     parser.add_argument("--out", default="samples.png", help="PNG file to write")
     parser.add_argument("--n", type=int, default=64, help="number of images (8 per row)")
     parser.add_argument("--method", choices=["ddim", "ddpm"], default="ddim", help="sampler")

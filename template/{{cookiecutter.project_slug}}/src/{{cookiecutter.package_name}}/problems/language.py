@@ -1,8 +1,8 @@
 """Language modelling: a small GPT learns to predict the next token of a text.
 
-    python train.py fit                                                    # Python's docs, offline, a minute
-    python train.py fit --config configs/language_shakespeare_char.yaml --config configs/trainer/gpu.yaml
-    python -m {{ cookiecutter.package_name }}.problems.language --ckpt runs/language/version_0/checkpoints/last.ckpt \
+    uv run python train.py fit                                                    # Python's docs, offline, a minute
+    uv run python train.py fit --config configs/language_shakespeare_char.yaml --config configs/trainer/gpu.yaml
+    uv run python -m {{ cookiecutter.package_name }}.problems.language --ckpt runs/language/<run name>/checkpoints/last.ckpt \
         --prompt "ROMEO:" --tokens 300 --temperature 0.8 --top_k 40      # generate text
 
 Text (data.corpus): `python_docs` is the English documentation that ships inside every Python
@@ -345,7 +345,7 @@ class LanguageModel(CourseModule):
         self.evaluate(batch, "test")
 
     def predict_step(self, batch, batch_idx):
-        """`python train.py predict`: the likeliest next token at every position of the test windows
+        """`uv run python train.py predict`: the likeliest next token at every position of the test windows
         (to generate text, use the command at the top of this file)."""
         inputs, _ = batch
         return self(inputs).argmax(dim=-1)
@@ -380,7 +380,7 @@ class LanguageModel(CourseModule):
 def main(args: list[str] | None = None) -> str:
     """Generate text from a prompt with a trained checkpoint; prints it and returns it."""
     parser = argparse.ArgumentParser(description="Generate text with a trained GPT checkpoint.")
-    parser.add_argument("--ckpt", required=True, help="a .ckpt file, e.g. runs/language/version_0/checkpoints/last.ckpt")
+    parser.add_argument("--ckpt", required=True, help="a .ckpt file, e.g. runs/language/<run name>/checkpoints/last.ckpt")
     parser.add_argument("--prompt", default="\n", help="text to continue")
     parser.add_argument("--tokens", type=int, default=300, help="how many tokens to generate")
     parser.add_argument("--temperature", type=float, default=0.8, help="0: greedy; below 1: safer; above 1: wilder")

@@ -1,8 +1,8 @@
 """Minimize a function you write down: the decision variable is the module's only parameter.
 
-    python train.py fit                                             # GD on a quadratic, condition number 50
-    python train.py fit --config configs/objective_noise_floor.yaml # SGD on the noisy quadratic model
-    python train.py fit --config configs/objective_inequality.yaml  # search for a counterexample
+    uv run python train.py fit                                             # GD on a quadratic, condition number 50
+    uv run python train.py fit --config configs/objective_noise_floor.yaml # SGD on the noisy quadratic model
+    uv run python train.py fit --config configs/objective_inequality.yaml  # search for a counterexample
 
 There is no dataset: each training step draws what makes the objective random (rows of a
 measurement matrix, or fresh noise), and an "epoch" is just `steps_per_epoch` steps, after
@@ -583,7 +583,7 @@ class ObjectiveModule(CourseModule):
         return self.problem.point(self.x)
 
     def forward(self) -> torch.Tensor:
-        """The current iterate x (what `python train.py predict` returns)."""
+        """The current iterate x (what `uv run python train.py predict` returns)."""
         return self.iterate()
 
     def predict_step(self, batch, batch_idx):

@@ -1,8 +1,8 @@
 """Linear models, logistic regression, linear SVMs and MLPs on feature vectors.
 
-    python train.py fit                                          # logistic regression, breast cancer data
-    python train.py fit --config configs/tabular_synthetic.yaml  # least squares with a chosen condition number
-    python train.py fit --config configs/tabular_gd_vs_sgd.yaml --data.init_args.batch_size 10
+    uv run python train.py fit                                          # logistic regression, breast cancer data
+    uv run python train.py fit --config configs/tabular_synthetic.yaml  # least squares with a chosen condition number
+    uv run python train.py fit --config configs/tabular_gd_vs_sgd.yaml --data.init_args.batch_size 10
 
 Data (`source`): `synthetic` (a generated problem with chosen size, condition number, noise
 and seed, which keeps its true parameters), a dataset bundled with scikit-learn (breast_cancer,

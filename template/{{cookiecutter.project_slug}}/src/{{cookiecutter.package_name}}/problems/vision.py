@@ -1,8 +1,8 @@
 """Image classification: small image datasets held on the device, and a classifier module.
 
-    python train.py fit                                              # 8x8 digits, offline, seconds
-    python train.py fit --config configs/vision_fashion_mnist.yaml   # the lecture's MLP
-    python train.py fit --config configs/vision_cifar10.yaml --config configs/trainer/gpu.yaml
+    uv run python train.py fit                                              # 8x8 digits, offline, seconds
+    uv run python train.py fit --config configs/vision_fashion_mnist.yaml   # the lecture's MLP
+    uv run python train.py fit --config configs/vision_cifar10.yaml --config configs/trainer/gpu.yaml
 
 Datasets: `digits` is scikit-learn's bundled 8x8 handwritten digits (no download);
 `mnist`, `fashion_mnist` and `cifar10` come through torchvision, downloaded into `data_dir`
