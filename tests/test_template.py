@@ -67,6 +67,7 @@ def test_each_family_bakes_a_project_that_passes_its_own_tests(family, tmp_path)
     expected = set(FAMILIES) - {"all"} if family == "all" else {family}
     assert kept == expected
     assert {path.stem.split("_")[0] for path in project.glob("configs/*.yaml")} == expected
+    assert {path.stem.split("_")[0] for path in project.glob("configs/sweeps/*.yaml")} <= expected
     lint = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=project, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout[-4000:]  # the project's own CI runs this too
     result = install_and_test(project)
@@ -123,7 +124,7 @@ def test_command_line_forms(form, tmp_path):
     result = cookiecutter_cli(str(REPO), *form, "-o", "out", "project_name=Form Test", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "form-test" / "train.py").is_file()
-    assert "python train.py fit" in result.stdout and "tensorboard --logdir runs" in result.stdout
+    assert "uv run python train.py fit" in result.stdout and "uv run tensorboard --logdir runs" in result.stdout
 
 
 def test_interactive_answers(tmp_path):

@@ -1,8 +1,9 @@
 """Tidy the generated project: drop the problem families the team did not choose, then print
 the next steps.
 
-Each family is one cohesive unit: `src/<package>/problems/<family>.py`, `configs/<family>*.yaml`
-and `tests/test_<family>.py`, plus the nets in `src/<package>/nets/` that only it uses.
+Each family is one cohesive unit: `src/<package>/problems/<family>.py`, `configs/<family>*.yaml`,
+`configs/sweeps/<family>*.yaml` and `tests/test_<family>.py`, plus the nets in
+`src/<package>/nets/` that only it uses.
 """
 
 import shutil
@@ -28,6 +29,7 @@ def prune_families(root: Path, keep: set[str]) -> None:
     for family in set(FAMILY_NETS) - keep:
         doomed = [package / "problems" / f"{family}.py"]
         doomed += root.glob(f"configs/{family}*.yaml")
+        doomed += root.glob(f"configs/sweeps/{family}*.yaml")
         doomed += root.glob(f"tests/test_{family}*.py")
         for path in doomed:
             path.unlink(missing_ok=True)

@@ -1,14 +1,14 @@
 """Turn TensorBoard runs into report figures (PNG and PDF) and result tables (markdown, LaTeX).
 
-    python -m {{ cookiecutter.package_name }}.figures                      # every run under runs/, into figures/
-    python -m {{ cookiecutter.package_name }}.figures vision_digits        # the runs of one experiment (runs/vision_digits/)
-    python -m {{ cookiecutter.package_name }}.figures adam_lr3e-4 sgd_lr0.1  # runs by name (runs/*/adam_lr3e-4/, ...)
-    python -m {{ cookiecutter.package_name }}.figures 'runs/vision_*/adam*' 'sgd*'  # globs (quote them)
-    python -m {{ cookiecutter.package_name }}.figures vision_digits --exclude 'version_*' '*old*'
-    python -m {{ cookiecutter.package_name }}.figures --all                # keep fast_dev_run and short runs too
-    python -m {{ cookiecutter.package_name }}.figures vision_digits --metrics train/loss val/loss --x samples
-    python -m {{ cookiecutter.package_name }}.figures --x time --prefix sweep_  # figures/sweep_loss.png, ...
-    python -m {{ cookiecutter.package_name }}.figures --help
+    uv run python -m {{ cookiecutter.package_name }}.figures                      # every run under runs/, into figures/
+    uv run python -m {{ cookiecutter.package_name }}.figures vision_digits        # the runs of one experiment (runs/vision_digits/)
+    uv run python -m {{ cookiecutter.package_name }}.figures adam_lr3e-4 sgd_lr0.1  # runs by name (runs/*/adam_lr3e-4/, ...)
+    uv run python -m {{ cookiecutter.package_name }}.figures 'runs/vision_*/adam*' 'sgd*'  # globs (quote them)
+    uv run python -m {{ cookiecutter.package_name }}.figures vision_digits --exclude 'version_*' '*old*'
+    uv run python -m {{ cookiecutter.package_name }}.figures --all                # keep fast_dev_run and short runs too
+    uv run python -m {{ cookiecutter.package_name }}.figures vision_digits --metrics train/loss val/loss --x samples
+    uv run python -m {{ cookiecutter.package_name }}.figures --x time --prefix sweep_  # figures/sweep_loss.png, ...
+    uv run python -m {{ cookiecutter.package_name }}.figures --help
 
 Which runs: a run is a folder runs/<experiment>/<run name>/ (the run name is version_N, or the
 name you gave the run) with TensorBoard event files and the config.yaml it was made with. Each
@@ -791,15 +791,15 @@ def to_latex(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def embed_table(document: Path, table: str) -> bool:
-    """Put `table` between the figures:results markers of `document`; False if it has none."""
+def embed_table(document: Path, table: str, start_marker: str = TABLE_START, end_marker: str = TABLE_END) -> bool:
+    """Put `table` between the markers (figures:results by default) of `document`; False if it has none."""
     if not document.is_file():
         return False
     text = document.read_text()
-    start, end = text.find(TABLE_START), text.find(TABLE_END)
+    start, end = text.find(start_marker), text.find(end_marker)
     if start < 0 or end < start:
         return False
-    updated = text[: start + len(TABLE_START)] + "\n" + table + text[end:]
+    updated = text[: start + len(start_marker)] + "\n" + table + text[end:]
     if updated != text:
         document.write_text(updated)
     return True
@@ -833,7 +833,7 @@ def make_figures(paths: list[Path | str] | None = None, out: Path = Path("figure
     runs = select_runs(selectors, root, exclude, keep_all, notes)
     if not runs:
         raise SystemExit("\n".join(f"note: {note}" for note in notes) + "\n"
-                         f"error: no runs to plot in {', '.join(selectors)}: train first (python train.py fit), "
+                         f"error: no runs to plot in {', '.join(selectors)}: train first (uv run python train.py fit), "
                          "name experiments, runs or folders that exist, or add --all")
     metrics = metrics or default_metrics(runs)
     groups = group_runs(runs)
@@ -865,7 +865,7 @@ def make_figures(paths: list[Path | str] | None = None, out: Path = Path("figure
 
 def parse_args(argv: list[str] | None):
     parser = argparse.ArgumentParser(
-        prog="python -m {{ cookiecutter.package_name }}.figures",
+        prog="uv run python -m {{ cookiecutter.package_name }}.figures",
         description="Plot TensorBoard runs and tabulate their results for the report and slides.",
     )
     parser.add_argument("runs", nargs="*", metavar="RUNS",
