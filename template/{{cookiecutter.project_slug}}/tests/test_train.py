@@ -112,6 +112,9 @@ SETS_A_VALUE = re.compile(r"^\s*(-\s+\S|[\w./-]+:\s*[^\s#])")  # `key: value` or
 def test_every_config_value_has_a_comment(config):
     bare = [line for line in config.read_text().splitlines() if SETS_A_VALUE.match(line) and "#" not in line]
     assert bare == [], f"{config.name}: say in a comment what these set"
+    # checkpoints/last.ckpt is written by cli.LatestCheckpoint whatever a config says: no config
+    # may suggest that `save_last` controls it.
+    assert "save_last" not in config.read_text()
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda path: path.stem)
