@@ -25,6 +25,7 @@ def isolated_cookiecutter(tmp_path, monkeypatch):
     monkeypatch.setenv("COOKIECUTTER_CONFIG", str(config))
 
 
+@pytest.mark.slow
 def test_walkthrough_runs_top_to_bottom_offline(tmp_path):
     notebook = nbformat.read(WALKTHROUGH, as_version=4)
     nbformat.validate(notebook)

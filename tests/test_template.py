@@ -1,7 +1,8 @@
 """Tests of the cookiecutter template: bake projects with different answers and check them.
 
 Run from the repository root (see README.md for the one command that sets up and runs all):
-    .venv/bin/python -m pytest tests
+    .venv/bin/python -m pytest tests -n auto                 # both tiers, one test per CPU core
+    .venv/bin/python -m pytest tests -n auto -m "not slow"   # the fast tier
 """
 
 import json
@@ -40,12 +41,22 @@ def family_files(project: Path) -> set[str]:
     return {path.stem for path in project.glob("src/*/problems/*.py") if path.stem != "__init__"}
 
 
-def install_and_test(project: Path) -> subprocess.CompletedProcess:
+def install_and_test(project: Path, *pytest_args: str) -> subprocess.CompletedProcess:
     """Install the baked package (its dependencies are already here) and run its own tests."""
     subprocess.run([sys.executable, "-m", "uv", "pip", "install", "--quiet", "--python", sys.executable,
                     "--no-deps", "-e", str(project)], check=True)
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"],
-                          cwd=project, capture_output=True, text=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one CPU thread each: bakes are tested side by side (-n)
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *pytest_args],
+                          cwd=project, capture_output=True, text=True, env=env)
+
+
+def tests_to_run(family: str) -> list[str]:
+    """The fast tests of a baked project that no other bake runs. A one-family project runs those
+    that change with the family kept: its family's file, the documents' commands and the command
+    line on its default experiment. The `all` project runs the rest, once."""
+    if family == "all":
+        return ["-m", "not slow", *(f"--ignore=tests/test_{name}.py" for name in FAMILIES if name != "all")]
+    return ["-m", "not slow", f"tests/test_{family}.py", "tests/test_docs.py", "tests/test_train.py"]
 
 
 def test_default_bake_is_fully_rendered(tmp_path):
@@ -70,7 +81,17 @@ def test_each_family_bakes_a_project_that_passes_its_own_tests(family, tmp_path)
     assert {path.stem.split("_")[0] for path in project.glob("configs/sweeps/*.yaml")} <= expected
     lint = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=project, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout[-4000:]  # the project's own CI runs this too
-    result = install_and_test(project)
+    result = install_and_test(project, *tests_to_run(family))
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_all_project_passes_its_slow_tests(tmp_path):
+    """Learning curves, DDP, sweeps across processes, notebooks and the browser, in the project
+    that has every family."""
+    project = bake(tmp_path, problem_family="all", project_name="Slow Check")
+    result = install_and_test(project, "-m", "slow")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
 
@@ -151,6 +172,7 @@ def test_generates_from_a_git_url(tmp_path):
         assert (out / "optimizer-study" / "train.py").is_file()
 
 
+@pytest.mark.slow
 def test_readme_commands_generate_train_and_report_where_the_logs_are(tmp_path):
     """The README's first command, as a student on a fresh machine runs it: cookiecutter, then
     `uv run` (which installs the project with `uv sync` into its own .venv) and train.py fit."""

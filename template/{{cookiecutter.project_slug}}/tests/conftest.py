@@ -1,7 +1,9 @@
 """Shared test helpers: run the command line in-process, in a temporary folder.
 
-Run the tests with `pytest` (a minute or two on a laptop CPU). Each family's tests are in
-tests/test_<family>.py, including a fast_dev_run of each of its configs.
+Two tiers:
+    uv run pytest -m "not slow"    # every config, optimizer, schedule, resume and the CLI: 2-3 minutes
+    uv run pytest                  # also the slow tier: learning curves, DDP, sweeps, notebooks
+Each family's tests are in tests/test_<family>.py, including a fast_dev_run of each of its configs.
 """
 
 from pathlib import Path
@@ -16,6 +18,9 @@ CONFIGS = ROOT / "configs"
 EXPERIMENTS = sorted(CONFIGS.glob("*.yaml"))
 PRESETS = sorted(CONFIGS.glob("trainer/*.yaml"))
 DEFAULT = CONFIGS / "{{ 'vision' if cookiecutter.problem_family == 'all' else cookiecutter.problem_family }}.yaml"
+# The tests train small models, which are fastest on one CPU thread; it also keeps parallel
+# test processes (pytest -n 2, with pytest-xdist) from slowing each other down.
+torch.set_num_threads(1)
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; none is visible")
 
 

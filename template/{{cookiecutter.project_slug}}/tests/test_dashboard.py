@@ -40,6 +40,7 @@ def wait_for(url: str, seconds: float = 30) -> None:
 
 @pytest.mark.skipif(BROWSER is None, reason="needs a headless browser: apt-get install chromium")
 @pytest.mark.skipif(not DASHBOARD.exists(), reason="needs optuna-dashboard in this environment")
+@pytest.mark.slow
 def test_dashboard_shows_the_trials_of_a_study(tmp_path):
     journal = tmp_path / "study.journal"
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))

@@ -310,6 +310,7 @@ def test_figures_of_a_real_run_fill_the_report_and_slides(tmp_path, monkeypatch)
             assert (path.parent / target.split("#")[0]).exists(), f"{document} links to missing {target}"
 
 
+@pytest.mark.slow
 def test_demo_notebook_runs_top_to_bottom(tmp_path):
     path = ROOT / "notebooks" / "demo.ipynb"
     notebook = nbformat.read(path, as_version=4)

@@ -1,6 +1,7 @@
 """Tests of the optimization diagnostics (callbacks.py), divergence handling, the optimizers on
 the default experiment's model, Schedule-Free's two sets of weights, and the modifiers."""
 
+import re
 from pathlib import Path
 
 import lightning as L
@@ -13,7 +14,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from {{ cookiecutter.package_name }}.callbacks import OptimizerModes, noise_scale_parts, top_hessian_eigenvalue
 from {{ cookiecutter.package_name }}.optim import OPTIMIZERS
 
-SHORT = ["--trainer.max_steps", "3", "--trainer.limit_val_batches", "0", "--trainer.logger", "false", *QUIET]
+SHORT = ["--trainer.max_steps", "3", "--trainer.log_every_n_steps", "1", "--trainer.limit_val_batches", "0",
+         "--trainer.logger", "false", *QUIET]
 
 
 def scalar(run_dir: Path, tag: str) -> list[float]:
@@ -75,10 +77,13 @@ class PoisonWeights(L.Callback):
 
 def test_divergence_ends_cleanly_and_keeps_the_last_finite_checkpoint(in_tmp, capsys):
     poison = "[{class_path: test_diagnostics.PoisonWeights, init_args: {epoch: 1}}]"
-    result = run("fit", "--trainer.callbacks", poison, "--trainer.max_epochs", "3", *QUIET)
+    result = run("fit", "--trainer.callbacks", poison, "--trainer.max_epochs", "3",
+                 "--last_checkpoint.every_seconds", "0", *QUIET)  # last.ckpt after every epoch
     assert result is None  # train.py exits with status 0: a sweep counts the run as a result
-    assert "Diverged: the loss diverged by step" in capsys.readouterr().err
     run_dir = next((in_tmp / "runs").glob("*/*/config.yaml")).parent
+    message = capsys.readouterr().err
+    assert "Diverged: the loss diverged by step" in message
+    assert "checkpoints from before are kept: " in message and f"{run_dir.name}/checkpoints/last.ckpt" in message
     assert scalar(run_dir, "diverged")[-1] == 1.0
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False, map_location="cpu")
     assert last["global_step"] > 0
@@ -131,11 +136,12 @@ def test_schedule_free_evaluates_and_saves_its_averaged_weights(in_tmp):
     ids=["clip_norm", "clip_value", "accumulate", "ema"],
 )
 def test_modifiers_are_config_keys(modifier, in_tmp):
-    cli = run("fit", "--trainer.max_epochs", "1", "--trainer.logger", "false", *modifier, *QUIET)
+    cli = run("fit", "--trainer.max_epochs", "1", "--trainer.log_every_n_steps", "1", "--trainer.logger", "false",
+              *modifier, *QUIET)
     assert cli.trainer.global_step > 0 and torch.isfinite(cli.trainer.callback_metrics["train/loss"])
 
 
-def test_benchmark_script_runs_and_prints_its_ratios(capsys):
+def test_benchmark_script_runs_and_prints_its_ratios(capsys, in_tmp):
     import importlib.util
 
     from conftest import ROOT
@@ -143,7 +149,12 @@ def test_benchmark_script_runs_and_prints_its_ratios(capsys):
     spec = importlib.util.spec_from_file_location("benchmark", ROOT / "scripts" / "benchmark.py")
     benchmark = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(benchmark)
-    times = benchmark.main(["--steps", "8", "--warmup", "2"])  # a smoke test: no timing is asserted
-    assert len(times) == 3 and all(seconds > 0 for seconds in times.values())
+    family = benchmark.FAMILIES[0]
+    times = benchmark.main(["--families", family, "--repeats", "2", "--epochs", "1"])  # no timing is asserted
+    assert list(times) == [family] and all(len(times[family][variant]) == 2 for variant in benchmark.VARIANTS)
+    assert all(seconds > 0 for runs in times[family].values() for seconds in runs)
     printed = capsys.readouterr().out
-    assert "ratio Lightning / plain loop" in printed and "ratio diagnostics on / off" in printed
+    for ratio in ("train.py / plain loop", "Lightning floor / plain loop", "train.py / Lightning floor"):
+        assert re.search(rf"{re.escape(ratio)} +\d+\.\d\dx \[\d+\.\d\d - \d+\.\d\d\]", printed)
+    assert "1 thread(s)" in printed
+    assert not list(in_tmp.iterdir())  # the runs went to a temporary folder

@@ -91,6 +91,7 @@ def test_both_samplers_recover_a_single_image_with_the_exact_denoiser():
         assert torch.allclose(model.sample(3, sampler, steps), target.expand(3, -1, -1, -1), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_denoiser_learns_digits_and_sampling_command_writes_a_png(tmp_path, capsys, monkeypatch):
     L.seed_everything(0)
     data = ImageDataModule(batch_size=64)

@@ -123,7 +123,8 @@ def test_a_diverging_point_is_a_result_and_the_sweep_goes_on(in_tmp, capsys):
 
 
 @pytest.mark.skipif(os.name == "nt", reason="stops the sweep with POSIX signals (SIGKILL, SIGINT to its process group)")
-@pytest.mark.parametrize("stop", ["SIGKILL", pytest.param("SIGINT", marks=pytest.mark.slow)], ids=["kill", "ctrl-c"])
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", ["SIGKILL", "SIGINT"], ids=["kill", "ctrl-c"])
 def test_a_stopped_sweep_finishes_without_repeating_a_run(stop, in_tmp, monkeypatch):
     stop = getattr(signal, stop)
     lrs = [LR / 3, LR / 2, LR]
@@ -175,6 +176,7 @@ def check_split(folder: Path, name: str, lrs: list, storage: str | None = None) 
     assert len({trial.user_attrs["worker"]["pid"] for trial in done}) == 2
 
 
+@pytest.mark.slow
 def test_two_workers_split_a_grid(in_tmp):
     lrs = [LR / factor for factor in (1, 2, 3, 4)]
     path = write_sweep(in_tmp, "pair", lrs, budget=timed(2), prune=True)

@@ -1,6 +1,7 @@
 """Callbacks that train.py adds to every run.
 
 - OptimizerModes: switches optimizers with train/eval weights (Schedule-Free) between them.
+- ProgressBar: Lightning's progress bar, redrawn less often.
 - Diagnostics: optimization diagnostics, logged to TensorBoard: why a run behaves as it does.
 
 train.py adds one Diagnostics callback to every run; its switches are the `diagnostics:`
@@ -22,6 +23,7 @@ import time
 import torch
 from lightning.fabric.utilities.apply_func import apply_to_collection
 from lightning.pytorch import Callback
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.data import extract_batch_size
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -117,7 +119,7 @@ class Diagnostics(Callback):
         self.before_step = None  # parameters before a logged step, for the update size
         self.first_loss = None
         self.last_loss = None
-        self.timer = None  # (time, samples) at the previous logged step
+        self.timer = None  # (time, global step) at the previous logged step
 
     def due(self, trainer, every: int | None) -> bool:
         every = trainer.log_every_n_steps if every is None else every
@@ -131,26 +133,25 @@ class Diagnostics(Callback):
         needs_loss = self.sharpness_every or self.noise_every
         if needs_loss and not callable(getattr(pl_module, "loss", None)):
             raise ConfigError(f"sharpness and noise scale need {type(pl_module).__name__}.loss(batch)")
-        self.samples = 0
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
         if not self.due(trainer, self.every_n_steps):
             return
-        metrics = {}
+        metrics, names = {}, []
         for i, group in enumerate(optimizer.param_groups):
-            name = group.get("name", f"group{i}")
-            grads = [p.grad for p in group["params"] if p.grad is not None]
-            metrics[f"opt/grad_norm/{name}"] = float(global_norm(grads))
-            metrics[f"opt/lr/{name}"] = float(group["lr"])
+            names.append(group.get("name", f"group{i}"))
+            metrics[f"opt/lr/{names[-1]}"] = float(group["lr"])
             momentum = group.get("momentum", group.get("betas", (None,))[0])
             if momentum is not None:
-                metrics[f"opt/momentum/{name}"] = float(momentum)
-        metrics["opt/grad_norm"] = math.sqrt(sum(v**2 for k, v in metrics.items() if k.startswith("opt/grad_norm/")))
+                metrics[f"opt/momentum/{names[-1]}"] = float(momentum)
+        norms = [global_norm([p.grad for p in group["params"] if p.grad is not None]) for group in optimizer.param_groups]
+        norms = torch.stack([norm.to(pl_module.device) for norm in norms]).tolist()  # one synchronisation for all
+        metrics |= {f"opt/grad_norm/{name}": norm for name, norm in zip(names, norms, strict=True)}
+        metrics["opt/grad_norm"] = math.sqrt(sum(norm**2 for norm in norms))
         self.write(trainer, metrics)
         self.before_step = [p.detach().clone() for p in pl_module.parameters() if p.requires_grad]
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.samples += batch_size_of(batch)
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is not None:
             self.last_loss = loss.detach()
@@ -160,10 +161,10 @@ class Diagnostics(Callback):
             params = [p.detach() for p in pl_module.parameters() if p.requires_grad]
             update = global_norm([p - b for p, b in zip(params, self.before_step, strict=True)])
             param_norm = global_norm(params)
-            self.write(trainer, {"opt/param_norm": float(param_norm),
-                               "opt/update_ratio": float(update / param_norm.clamp_min(1e-12))})
+            param_norm, ratio = torch.stack([param_norm, update / param_norm.clamp_min(1e-12)]).tolist()
+            self.write(trainer, {"opt/param_norm": param_norm, "opt/update_ratio": ratio})
             self.before_step = None
-            self.log_throughput(trainer, pl_module)
+            self.log_throughput(trainer, pl_module, batch)
         if self.sharpness_every and trainer.global_step % self.sharpness_every == 0:
             params = [p for p in pl_module.parameters() if p.requires_grad]
             value = top_hessian_eigenvalue(lambda: pl_module.loss(batch), params, self.sharpness_iterations)
@@ -171,15 +172,15 @@ class Diagnostics(Callback):
         if self.noise_every and trainer.global_step % self.noise_every == 0:
             self.log_noise_scale(trainer, pl_module, batch)
 
-    def log_throughput(self, trainer, pl_module):
+    def log_throughput(self, trainer, pl_module, batch):
         if pl_module.device.type == "cuda":
             torch.cuda.synchronize()  # once per logged step: the timing must include queued work
         now = time.perf_counter()
         if self.timer is not None:
-            seconds, samples = now - self.timer[0], self.samples - self.timer[1]
-            steps = self.every_n_steps or trainer.log_every_n_steps
+            seconds, steps = now - self.timer[0], trainer.global_step - self.timer[1]
+            samples = steps * batch_size_of(batch) * trainer.accumulate_grad_batches  # this batch's size for them all
             self.write(trainer, {"perf/samples_per_sec": samples / seconds, "perf/step_time": seconds / steps})
-        self.timer = (now, self.samples)
+        self.timer = (now, trainer.global_step)
 
     def log_noise_scale(self, trainer, pl_module, batch):
         params = [p for p in pl_module.parameters() if p.requires_grad]
@@ -218,11 +219,29 @@ class Diagnostics(Callback):
             return
         self.write(trainer, {"diverged": 1.0})
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
+        saved = sorted({c.best_model_path for c in trainer.checkpoint_callbacks if getattr(c, "best_model_path", "")})
+        kept = f"its checkpoints from before are kept: {', '.join(saved)}" if saved else "it had saved no checkpoint yet"
         raise Diverged(
             f"the loss diverged by step {trainer.global_step} (loss {loss:.3g}, learning rate {lr:.3g}). "
-            "The run stopped; its last checkpoint from before is kept. Try a smaller learning rate, "
+            f"The run stopped; {kept}. Try a smaller learning rate, "
             "a warmup (scheduler warmup_steps), or gradient clipping (trainer.gradient_clip_val: 1.0)."
         )
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's progress bar, redrawn at most 10 times a second while training.
+
+    Lightning's own redraws at every step, which costs more than a whole step of a small model.
+    train.py puts it in place of Lightning's; `trainer.enable_progress_bar: false` still hides it.
+    """
+
+    drawn_at = 0.0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        now = time.monotonic()
+        if now - self.drawn_at >= 0.1 or batch_idx + 1 == self.total_train_batches:
+            self.drawn_at = now
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
 
 class OptimizerModes(Callback):

@@ -16,11 +16,12 @@ What this adds to LightningCLI:
 - at the end of `fit`, a table of what the run reached (summary.py), also in TensorBoard's
   HParams tab; Schedule-Free's train/eval weights are switched by callbacks.OptimizerModes;
 - what the data knows (input shape, number of classes, ...) is passed to the model;
-- a `checkpoint` section chooses the best checkpoint to keep, and checkpoints/last.ckpt is
-  rewritten at the end of every epoch (what `--ckpt_path last` resumes from);
+- a `checkpoint` section chooses the best checkpoint to keep, and checkpoints/last.ckpt (what
+  `--ckpt_path last` resumes from) is rewritten every `last_checkpoint.every_seconds` and at the end;
 - a `diagnostics` section switches the optimization diagnostics of callbacks.py;
 - a diverging run stops with a message and exit status 0 (a sweep counts it as a result);
 - `--ckpt_path last` continues the latest run of the experiment, in the same run directory;
+- `threads` sets how many CPU threads PyTorch uses (1 is fastest for the small defaults);
 - bf16 precision falls back to fp16 on GPUs without bf16 (a Colab T4, for example);
 - config mistakes end with a one-line message instead of a traceback.
 """
@@ -28,17 +29,18 @@ What this adds to LightningCLI:
 import argparse
 import os
 import sys
+import time
 import zipfile
 from pathlib import Path
 
 import torch
 import yaml
 from jsonargparse import ArgumentError, DefaultHelpFormatter
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from .callbacks import Diagnostics, Diverged, OptimizerModes
+from .callbacks import Diagnostics, Diverged, OptimizerModes, ProgressBar
 from .optim import describe_choices
 from .registry import ConfigError
 from .shorthands import expand_choices, name_from_arguments, one_line
@@ -69,10 +71,14 @@ class CourseCLI(LightningCLI):
         parser.add_argument("--name", type=str | None, default=None,
                             help="name of the run's folder, runs/<experiment>/<name>/ (default: what the command "
                                  "line changes, e.g. adam_lr0.001, else version_N)")
+        parser.add_argument("--threads", type=int | None, default=None,
+                            help="CPU threads PyTorch computes with (torch.set_num_threads). Small models are fastest "
+                                 "with 1; null: PyTorch's default (one per core), or what the sweep command chose")
         for name in DATA_TO_MODEL:
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
         parser.add_lightning_class_args(Diagnostics, "diagnostics")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(LatestCheckpoint, "last_checkpoint")  # after "checkpoint": best stays the best
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/loss",
@@ -89,8 +95,9 @@ class CourseCLI(LightningCLI):
         if config.get("name") and isinstance(logger, TensorBoardLogger) and logger._version is None:
             logger._version = config.name  # runs/<experiment>/<name>/ instead of version_N
         trainer.callbacks.insert(0, OptimizerModes())  # first: later callbacks see the evaluation weights
+        if type(trainer.progress_bar_callback) is TQDMProgressBar:  # Lightning's own: replace it by ours
+            trainer.callbacks[trainer.callbacks.index(trainer.progress_bar_callback)] = ProgressBar()
         trainer.callbacks.append(RunSummary(run_settings(config), TENSORBOARD_HINT))
-        trainer.callbacks.append(LatestCheckpoint())  # after the best-checkpoint one: "best" stays the best
         return trainer
 
     def parse_arguments(self, parser, args):
@@ -106,19 +113,47 @@ class CourseCLI(LightningCLI):
     def before_instantiate_classes(self):
         config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
         fall_back_to_fp16(config.trainer)
+        if config.get("threads"):
+            torch.set_num_threads(config.threads)
         if self.subcommand == "fit" and not config.get("ckpt_path"):
             name_the_run(config, config.get("name") or self.default_name)
 
 
 class LatestCheckpoint(ModelCheckpoint):
-    """Rewrites checkpoints/last.ckpt at the end of every epoch, whatever the metrics do.
+    """Rewrites checkpoints/last.ckpt (what `--ckpt_path last` resumes from) at the end of an
+    epoch, when `every_seconds` have passed since it last did, and always when the run ends (its
+    budget spent, or stopped early).
 
-    Since Lightning 2.6, ModelCheckpoint(save_last=True) writes last.ckpt only when it also saves
-    a new best checkpoint, so a run could not resume from its true last epoch with it alone.
+    Not after every epoch: for the small default experiments an epoch takes milliseconds and
+    writing a checkpoint takes longer. A run killed without warning loses at most `every_seconds`
+    of training. (Since Lightning 2.6, ModelCheckpoint(save_last=True) writes last.ckpt only with
+    a new best checkpoint, so a run could not resume from its true last epoch with it alone.)
     """
 
-    def __init__(self):
+    def __init__(self, every_seconds: float = 60.0):  # seconds of training between two saves of last.ckpt
         super().__init__(filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
+        self.every_seconds = every_seconds
+        self.saved_at = time.monotonic()
+
+    def on_fit_start(self, trainer, pl_module):
+        self.saved_at = time.monotonic()
+
+    def due(self, trainer) -> bool:
+        """Whether this epoch end is one to save at: the run's last, or a save is `every_seconds` old."""
+        last_epoch = trainer.max_epochs not in (None, -1) and trainer.current_epoch + 1 >= trainer.max_epochs
+        last_step = trainer.max_steps not in (None, -1) and trainer.global_step >= trainer.max_steps
+        if trainer.should_stop or last_epoch or last_step or time.monotonic() - self.saved_at >= self.every_seconds:
+            self.saved_at = time.monotonic()
+            return True
+        return False
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if self._should_save_on_train_epoch_end(trainer) and self.due(trainer):
+            super().on_train_epoch_end(trainer, pl_module)
+
+    def on_validation_end(self, trainer, pl_module):
+        if not self._should_save_on_train_epoch_end(trainer) and self.due(trainer):
+            super().on_validation_end(trainer, pl_module)
 
 
 def resume_latest_run(config) -> None:

@@ -11,12 +11,19 @@ optimizer's train/eval weights (Schedule-Free) and EMA are callbacks. See docs/e
 
 Metric names are the same in every family, so the comparison and figure tools work for all:
 `train/loss`, `val/loss`, `test/loss`, `opt/lr`, plus family metrics such as `val/acc`.
+
+Speed: a training step should cost its loss and little else. Per-step metrics go through
+`self.log_step(...)`, which calls `self.log` only on the steps whose metrics reach TensorBoard
+(every `trainer.log_every_n_steps`): `self.log` itself costs a fraction of a millisecond, as much
+as a whole step of a small model. Epoch metrics add up in tensors (see `count` below) and are
+logged once per epoch: `self.log_epoch_mean(...)`.
 """
 
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import lightning as L
+import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
@@ -41,6 +48,7 @@ class CourseModule(L.LightningModule):
         self.optimizer_factory = as_factory(optimizer) or make_optimizer("adam")
         self.schedule_factory = as_factory(scheduler) or make_schedule("constant")
         self.param_group_overrides = param_groups
+        self.epoch_sums: dict[str, tuple[torch.Tensor, int]] = {}  # log_epoch_mean's running sums
         check_optimizer(self.optimizer_factory)
         check_schedule(self.schedule_factory)
 
@@ -57,6 +65,41 @@ class CourseModule(L.LightningModule):
             if callable(hparams.get(key)):
                 hparams[key] = factory_spec(hparams[key])
 
+    def writes_logs(self) -> bool:
+        """Whether this training step's metrics reach the logger (every trainer.log_every_n_steps
+        steps, as Lightning decides; every step of a fast_dev_run): compute and log per-step
+        measures only then. A run shorter than log_every_n_steps logs no training step."""
+        return bool(self.trainer.fast_dev_run) or self.trainer._logger_connector.should_update_logs
+
+    def log_step(self, name: str, value, prog_bar: bool = False) -> None:
+        """Log a training metric of this step, on the steps that write logs; nothing on the others.
+
+        It goes straight to the loggers (TensorBoard): self.log's bookkeeping, made for epoch means
+        and for syncing across GPUs, costs more than a small model's whole step. With prog_bar=True
+        it goes through self.log instead, to show in the progress bar (train/loss does).
+        """
+        if not self.writes_logs():
+            return
+        if prog_bar:
+            self.log(name, value, prog_bar=True)
+        elif self.loggers:
+            value = float(value)  # one synchronisation with the GPU, on logging steps only
+            for logger in self.loggers:
+                logger.log_metrics({name: value}, step=self.trainer.fit_loop.epoch_loop._batches_that_stepped)
+
+    def log_epoch_mean(self, name: str, total: torch.Tensor, count: int) -> None:
+        """Add `total` (a sum over `count` examples) to this training epoch's mean of `name`, which
+        is logged when the epoch ends. Adds on the device: no synchronisation, no per-step log."""
+        total = total.detach()
+        if name in self.epoch_sums:
+            total, count = total + self.epoch_sums[name][0], count + self.epoch_sums[name][1]
+        self.epoch_sums[name] = (total, count)
+
+    def on_train_epoch_end(self):
+        for name, (total, count) in self.epoch_sums.items():
+            self.log(name, total / count, sync_dist=True)  # the mean over every process's examples
+        self.epoch_sums.clear()
+
     def on_train_batch_start(self, batch, batch_idx):
         # A Python float read from the optimizer: logging it costs no device synchronisation.
-        self.log("opt/lr", self.optimizers().param_groups[0]["lr"])
+        self.log_step("opt/lr", self.optimizers().param_groups[0]["lr"])

@@ -12,7 +12,9 @@ import re
 from .optim import OPTIMIZERS, SCHEDULES, arguments_of, optimizer_spec, schedule_spec
 
 # Command-line keys that say nothing about the experiment itself: never part of a run's name.
-NOT_IN_NAMES = re.compile(r"^(config|ckpt_path|name|print_config|help|trainer\.(logger|enable_|callbacks|default_root_dir))")
+NOT_IN_NAMES = re.compile(
+    r"^(config|ckpt_path|name|threads|print_config|help|last_checkpoint|trainer\.(logger|enable_|callbacks|default_root_dir))"
+)
 
 
 def name_from_arguments(args: list[str]) -> str | None:

@@ -196,7 +196,7 @@ class Diffusion(CourseModule):
     def training_step(self, images, batch_idx):
         seed = (self.noise_seed + self.global_step) * 1_009 + self.global_rank
         loss = self.noise_loss(images, torch.Generator(images.device).manual_seed(seed))
-        self.log("train/loss", loss, prog_bar=True)
+        self.log_step("train/loss", loss, prog_bar=True)  # on logging steps only: see module.py
         return loss
 
     def validation_step(self, images, batch_idx):

@@ -322,7 +322,7 @@ class LanguageModel(CourseModule):
 
     def training_step(self, batch, batch_idx):
         loss = self.loss(batch)
-        self.log("train/loss", loss, prog_bar=True)
+        self.log_step("train/loss", loss, prog_bar=True)  # on logging steps only: see module.py
         return loss
 
     def evaluate(self, batch, stage: str) -> None:

@@ -589,19 +589,16 @@ class ObjectiveModule(CourseModule):
     def predict_step(self, batch, batch_idx):
         return self.iterate().detach()
 
-    def log_progress(self, stage: str, x: torch.Tensor) -> None:
-        """Log the exact objective's suboptimality and the distance to x* (when known)."""
+    def progress(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The exact objective's suboptimality and the distance to x*, where they are known."""
+        measures = {}
         with torch.no_grad():
             if self.problem.f_star is not None:
-                self.log(f"{stage}/suboptimality", self.problem.value(x) - self.problem.f_star)
+                measures["suboptimality"] = self.problem.value(x) - self.problem.f_star
             distance = self.problem.distance(x)
             if distance is not None:
-                self.log(f"{stage}/dist_to_opt", distance)
-
-    def writes_logs(self) -> bool:
-        """Whether this training step's metrics reach TensorBoard (every log_every_n_steps steps):
-        the extra measures are computed and logged only then, since self.log costs time."""
-        return (self.global_step + 1) % self.trainer.log_every_n_steps == 0
+                measures["dist_to_opt"] = distance
+        return measures
 
     def loss(self, batch) -> torch.Tensor:
         """The objective at the current iterate on one batch (used by the diagnostics)."""
@@ -610,14 +607,15 @@ class ObjectiveModule(CourseModule):
     def training_step(self, batch, batch_idx):
         x = self.iterate()
         loss = self.problem.loss(x, batch)
-        self.log("train/loss", loss, prog_bar=True)
-        if self.writes_logs():
-            self.log_progress("train", x.detach())  # of the iterate this step starts from
+        self.log_step("train/loss", loss, prog_bar=True)  # on logging steps only: see module.py
+        if self.writes_logs():  # the other measures are computed only then
+            for name, value in self.progress(x.detach()).items():  # of the iterate this step starts from
+                self.log_step(f"train/{name}", value)
         return loss
 
     def on_before_optimizer_step(self, optimizer):
         if self.writes_logs():
-            self.log("train/grad_norm", torch.linalg.vector_norm(self.x.grad))
+            self.log_step("train/grad_norm", torch.linalg.vector_norm(self.x.grad))
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         with torch.no_grad():
@@ -626,8 +624,7 @@ class ObjectiveModule(CourseModule):
     def evaluate(self, stage: str) -> None:
         x = self.iterate().detach()
         self.log(f"{stage}/loss", self.problem.value(x), prog_bar=True)
-        self.log_progress(stage, x)
-        for name, value in self.problem.metrics(x).items():
+        for name, value in (self.progress(x) | self.problem.metrics(x)).items():
             self.log(f"{stage}/{name}", value)
 
     def validation_step(self, batch, batch_idx):

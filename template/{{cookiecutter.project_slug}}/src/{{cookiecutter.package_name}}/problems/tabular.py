@@ -336,12 +336,14 @@ class TabularModel(CourseModule):
 
     def training_step(self, batch, batch_idx):
         loss = self.loss(batch)
-        self.log("train/loss", loss, prog_bar=True)
+        self.log_step("train/loss", loss, prog_bar=True)  # on logging steps only: see module.py
         return loss
 
     def on_before_optimizer_step(self, optimizer):
+        if not self.writes_logs():
+            return
         norms = [torch.linalg.vector_norm(p.grad) for p in self.parameters() if p.grad is not None]
-        self.log("train/grad_norm", torch.linalg.vector_norm(torch.stack(norms)))
+        self.log_step("train/grad_norm", torch.linalg.vector_norm(torch.stack(norms)))
 
     def evaluate(self, batch, stage: str):
         x, y = batch

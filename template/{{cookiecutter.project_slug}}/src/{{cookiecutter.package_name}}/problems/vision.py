@@ -209,7 +209,6 @@ class ImageClassifier(CourseModule):
         self.net = net_class(tuple(input_shape), num_classes, **(net_args or {}))
         self.train_loss = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         # average="micro": the fraction of images classified correctly
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
 
@@ -225,9 +224,8 @@ class ImageClassifier(CourseModule):
         images, labels = batch
         logits = self(images)
         loss = self.train_loss(logits, labels)
-        self.train_acc(logits, labels)
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        self.log_step("train/loss", loss, prog_bar=True)  # on logging steps only: see module.py
+        self.log_epoch_mean("train/acc", (logits.argmax(dim=-1) == labels).sum(), len(labels))
         return loss
 
     def evaluate(self, batch, stage: str, accuracy: MulticlassAccuracy):
