@@ -50,7 +50,7 @@ def install_and_test(project: Path, *pytest_args: str) -> subprocess.CompletedPr
                           cwd=project, capture_output=True, text=True, env=env)
 
 
-def tests_to_run(family: str) -> list[str]:
+def selected_tests(family: str) -> list[str]:
     """The fast tests of a baked project that no other bake runs. A one-family project runs those
     that change with the family kept: its family's file, the documents' commands and the command
     line on its default experiment. The `all` project runs the rest, once."""
@@ -81,7 +81,7 @@ def test_each_family_bakes_a_project_that_passes_its_own_tests(family, tmp_path)
     assert {path.stem.split("_")[0] for path in project.glob("configs/sweeps/*.yaml")} <= expected
     lint = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=project, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout[-4000:]  # the project's own CI runs this too
-    result = install_and_test(project, *tests_to_run(family))
+    result = install_and_test(project, *selected_tests(family))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
 

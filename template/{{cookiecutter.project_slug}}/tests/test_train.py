@@ -56,6 +56,7 @@ def test_default_experiment_learns_and_logs_to_tensorboard(epochs, in_tmp):
     assert validated.trainer.callback_metrics["val/loss"] == pytest.approx(logged["val/loss"][-1], rel=1e-4)
     predicted = run("predict", "--config", str(run_dir / "config.yaml"), "--ckpt_path", last, *QUIET)
     assert len(predicted.trainer.predict_loop.predictions) > 0
+    assert "ckpt_path: null" in (run_dir / "config.yaml").read_text()  # still the training run's config
 
 
 def test_train_py_runs_in_a_subprocess_with_the_debug_preset(tmp_path):

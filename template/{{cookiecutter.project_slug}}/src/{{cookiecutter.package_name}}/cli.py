@@ -37,7 +37,7 @@ import torch
 import yaml
 from jsonargparse import ArgumentError, DefaultHelpFormatter
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from .callbacks import Diagnostics, Diverged, OptimizerModes, ProgressBar
@@ -156,6 +156,15 @@ class LatestCheckpoint(ModelCheckpoint):
             super().on_validation_end(trainer, pl_module)
 
 
+class SaveFitConfig(SaveConfigCallback):
+    """Writes the run's config.yaml when it trains (`fit`), and only then: `test`, `validate` and
+    `predict` read a run's config.yaml (and log into its folder) but must not rewrite it."""
+
+    def setup(self, trainer, pl_module, stage):
+        if stage == "fit":
+            super().setup(trainer, pl_module, stage)
+
+
 def resume_latest_run(config) -> None:
     """Point ckpt_path at the newest last.ckpt of this experiment and log into its run directory."""
     logger = config.trainer.logger
@@ -261,6 +270,7 @@ def main(args: list[str] | None = None, default_config: str | Path | None = None
             parser_kwargs=parser_kwargs,
             seed_everything_default=0,
             trainer_defaults={"logger": DEFAULT_LOGGER},
+            save_config_callback=SaveFitConfig,
             save_config_kwargs={"overwrite": True},  # a resumed run rewrites its config.yaml
             auto_configure_optimizers=False,  # the optimizer is the model's `optimizer` entry
         )
