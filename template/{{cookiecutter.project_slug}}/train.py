@@ -13,11 +13,15 @@ Each run writes runs/<experiment>/<name>/ (the name is --name, else what the com
 else version_N): config.yaml, checkpoints/ and TensorBoard events (uv run tensorboard --logdir runs).
 """
 
+import sys
 from pathlib import Path
 
-from {{ cookiecutter.package_name }}.cli import main
+from {{ cookiecutter.package_name }}.shorthands import exit_on_unknown_names
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "{{ 'vision' if cookiecutter.problem_family == 'all' else cookiecutter.problem_family }}.yaml"
 
 if __name__ == "__main__":
+    exit_on_unknown_names(sys.argv[1:])  # a misspelt optimizer or schedule ends here, before Lightning loads
+    from {{ cookiecutter.package_name }}.cli import main
+
     main(default_config=DEFAULT_CONFIG)

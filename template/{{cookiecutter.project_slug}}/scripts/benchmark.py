@@ -2,7 +2,7 @@
 
     uv run python scripts/benchmark.py                          # every family's default, 3 repeats
     uv run python scripts/benchmark.py --families vision --repeats 5
-    uv run python scripts/benchmark.py --threads 2 --startup    # 2 CPU threads; also time start-up
+    uv run python scripts/benchmark.py --threads 2 --startup    # 2 CPU threads; also time start-up and imports
 
 Each experiment is trained three ways, with the same model, data (held on the device), optimizer,
 schedule, number of epochs and a validation pass after each epoch:
@@ -125,16 +125,24 @@ def timed_fit(cli: CourseCLI) -> float:
 
 
 def startup_seconds() -> dict[str, float]:
-    """Wall time of commands that do no training: what every command pays before it starts."""
-    commands = {
-        "train.py fit --help": ["fit", "--help"],
-        "train.py fit --optimizer adamm (an error)": ["fit", "--optimizer", "adamm"],
-    }
-    seconds = {}
-    for name, args in commands.items():
-        start = time.perf_counter()
-        subprocess.run([sys.executable, str(ROOT / "train.py"), *args], capture_output=True, cwd=ROOT)
-        seconds[name] = time.perf_counter() - start
+    """Wall time of commands that train nothing: what every command pays before it starts. The
+    last line imports Lightning as a process does where no bytecode was installed (it compiles
+    every module again): what `compile-bytecode` in pyproject.toml saves each command."""
+    python = [sys.executable, "-c", "import lightning.pytorch"]
+    with tempfile.TemporaryDirectory() as empty:
+        commands = {
+            "train.py fit --help": ([sys.executable, str(ROOT / "train.py"), "fit", "--help"], {}),
+            "train.py fit --optimizer adamm (an error)": ([sys.executable, str(ROOT / "train.py"), "fit",
+                                                           "--optimizer", "adamm"], {}),
+            "import lightning": (python, {}),
+            "import lightning, no bytecode installed": (python, {"PYTHONPYCACHEPREFIX": empty,
+                                                                 "PYTHONDONTWRITEBYTECODE": "1"}),
+        }
+        seconds = {}
+        for name, (command, env) in commands.items():
+            start = time.perf_counter()
+            subprocess.run(command, capture_output=True, cwd=ROOT, env={**os.environ, **env})
+            seconds[name] = time.perf_counter() - start
     return seconds
 
 
@@ -158,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, list[float]]]:
     gpu = torch.cuda.is_available()
     print(f"PyTorch {torch.__version__}, Lightning {L.__version__}, {'GPU: ' + torch.cuda.get_device_name() if gpu else 'CPU'}, "
           f"{args.repeats} repeats")
-    times = {}
+    times, default_threads = {}, torch.get_num_threads()
     for family in args.families:
         config = ROOT / "configs" / f"{family}.yaml"
         epochs = args.epochs or (None if gpu else EPOCHS_ON_A_CPU.get(family))
@@ -167,6 +175,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, list[float]]]:
         runs = {variant: [] for variant in VARIANTS}
         for _ in range(args.repeats):
             for variant, function in zip(VARIANTS, (plain_loop, lightning_floor, template), strict=True):
+                torch.set_num_threads(default_threads)  # as a new process starts; the config's `threads` may change it
                 runs[variant].append(function(config, epoch_args))
         times[family] = runs
         plain, floor, full = (runs[variant] for variant in VARIANTS)

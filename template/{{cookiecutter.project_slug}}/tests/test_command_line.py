@@ -89,6 +89,16 @@ def test_unknown_names_and_arguments_fail_before_any_data_loads(args, message, i
     assert not (in_tmp / "runs").exists() and not (in_tmp / "data").exists()
 
 
+def test_a_misspelt_optimizer_ends_train_py_before_lightning_is_imported():
+    command = [sys.executable, "-X", "importtime", "train.py", "fit", "--optimizer", "adamm"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    printed = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
+    assert len(printed) == 1 and printed[0].startswith("error: unknown optimizer 'adamm'"), printed
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
+    assert "torch" in imported and not any(name.split(".")[0] == "lightning" for name in imported)
+
+
 def test_help_lists_every_optimizer_and_schedule():
     result = subprocess.run([sys.executable, "train.py", "fit", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]

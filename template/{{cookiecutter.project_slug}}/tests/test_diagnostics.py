@@ -141,7 +141,7 @@ def test_modifiers_are_config_keys(modifier, in_tmp):
     assert cli.trainer.global_step > 0 and torch.isfinite(cli.trainer.callback_metrics["train/loss"])
 
 
-def test_benchmark_script_runs_and_prints_its_ratios(capsys, in_tmp):
+def load_benchmark():
     import importlib.util
 
     from conftest import ROOT
@@ -149,6 +149,11 @@ def test_benchmark_script_runs_and_prints_its_ratios(capsys, in_tmp):
     spec = importlib.util.spec_from_file_location("benchmark", ROOT / "scripts" / "benchmark.py")
     benchmark = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(benchmark)
+    return benchmark
+
+
+def test_benchmark_script_runs_and_prints_its_ratios(capsys, in_tmp):
+    benchmark = load_benchmark()
     family = benchmark.FAMILIES[0]
     times = benchmark.main(["--families", family, "--repeats", "2", "--epochs", "1"])  # no timing is asserted
     assert list(times) == [family] and all(len(times[family][variant]) == 2 for variant in benchmark.VARIANTS)
@@ -158,3 +163,10 @@ def test_benchmark_script_runs_and_prints_its_ratios(capsys, in_tmp):
         assert re.search(rf"{re.escape(ratio)} +\d+\.\d\dx \[\d+\.\d\d - \d+\.\d\d\]", printed)
     assert "1 thread(s)" in printed
     assert not list(in_tmp.iterdir())  # the runs went to a temporary folder
+
+
+@pytest.mark.slow
+def test_benchmark_times_start_up_with_and_without_bytecode():
+    seconds = load_benchmark().startup_seconds()  # four new processes; no timing is asserted
+    assert len(seconds) == 4 and all(value > 0 for value in seconds.values())
+    assert "import lightning, no bytecode installed" in seconds

@@ -137,16 +137,21 @@ class Diagnostics(Callback):
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
         if not self.due(trainer, self.every_n_steps):
             return
-        metrics, names = {}, []
-        for i, group in enumerate(optimizer.param_groups):
-            names.append(group.get("name", f"group{i}"))
-            metrics[f"opt/lr/{names[-1]}"] = float(group["lr"])
+        groups = optimizer.param_groups
+        # Per parameter group (decay, no_decay, matrices, ...) when there are several; with one,
+        # opt/lr (logged by the module) and opt/grad_norm say it all.
+        names = [f"/{group.get('name', f'group{i}')}" if len(groups) > 1 else "" for i, group in enumerate(groups)]
+        metrics = {}
+        for name, group in zip(names, groups, strict=True):
+            if name:
+                metrics[f"opt/lr{name}"] = float(group["lr"])
             momentum = group.get("momentum", group.get("betas", (None,))[0])
             if momentum is not None:
-                metrics[f"opt/momentum/{names[-1]}"] = float(momentum)
-        norms = [global_norm([p.grad for p in group["params"] if p.grad is not None]) for group in optimizer.param_groups]
+                metrics[f"opt/momentum{name}"] = float(momentum)
+        norms = [global_norm([p.grad for p in group["params"] if p.grad is not None]) for group in groups]
         norms = torch.stack([norm.to(pl_module.device) for norm in norms]).tolist()  # one synchronisation for all
-        metrics |= {f"opt/grad_norm/{name}": norm for name, norm in zip(names, norms, strict=True)}
+        if len(groups) > 1:
+            metrics |= {f"opt/grad_norm{name}": norm for name, norm in zip(names, norms, strict=True)}
         metrics["opt/grad_norm"] = math.sqrt(sum(norm**2 for norm in norms))
         self.write(trainer, metrics)
         self.before_step = [p.detach().clone() for p in pl_module.parameters() if p.requires_grad]
