@@ -13,10 +13,10 @@ Metric names are the same in every family, so the comparison and figure tools wo
 `train/loss`, `val/loss`, `test/loss`, `opt/lr`, plus family metrics such as `val/acc`.
 
 Speed: a training step should cost its loss and little else. Per-step metrics go through
-`self.log_step(...)`, which calls `self.log` only on the steps whose metrics reach TensorBoard
-(every `trainer.log_every_n_steps`): `self.log` itself costs a fraction of a millisecond, as much
-as a whole step of a small model. Epoch metrics add up in tensors (see `count` below) and are
-logged once per epoch: `self.log_epoch_mean(...)`.
+`self.log_step(...)`, which writes only on the steps whose metrics reach TensorBoard (every
+`trainer.log_every_n_steps`): `self.log` costs a fraction of a millisecond each call, as much as
+a whole step of a small model. An epoch's mean (the training accuracy) adds up on the device with
+`self.log_epoch_mean(...)` and is logged once, when the epoch ends.
 """
 
 from collections.abc import Callable, Iterable
