@@ -53,11 +53,12 @@ def install_and_test(project: Path, *pytest_args: str) -> subprocess.CompletedPr
 
 def selected_tests(family: str) -> list[str]:
     """The fast tests of a baked project that no other bake runs. A one-family project runs those
-    that change with the family kept: its family's file, the documents' commands and the command
-    line on its default experiment. The `all` project runs the rest, once."""
+    that change with the family kept: its family's file (a fast_dev_run of each of its configs, ...)
+    and the documents' commands (which train its default experiment). The `all` project runs the
+    rest, once."""
     if family == "all":
         return ["-m", "not slow", *(f"--ignore=tests/test_{name}.py" for name in FAMILIES if name != "all")]
-    return ["-m", "not slow", f"tests/test_{family}.py", "tests/test_docs.py", "tests/test_train.py"]
+    return ["-m", "not slow", f"tests/test_{family}.py", "tests/test_docs.py"]
 
 
 @pytest.mark.slow
