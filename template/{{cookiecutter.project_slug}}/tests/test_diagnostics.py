@@ -170,3 +170,19 @@ def test_benchmark_times_start_up_with_and_without_bytecode():
     seconds = load_benchmark().startup_seconds()  # four new processes; no timing is asserted
     assert len(seconds) == 4 and all(value > 0 for value in seconds.values())
     assert "import lightning, no bytecode installed" in seconds
+
+
+def test_progress_bar_shows_validation_results_on_the_training_bar(capsys):
+    from {{ cookiecutter.package_name }}.callbacks import ProgressBar
+    from {{ cookiecutter.package_name }}.problems.vision import ImageClassifier, VisionDataModule
+
+    data = VisionDataModule()
+    model = ImageClassifier(input_shape=data.input_shape, num_classes=data.num_classes)
+    trainer = L.Trainer(max_epochs=2, callbacks=[ProgressBar()], logger=False, enable_checkpointing=False,
+                        enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(model, data)
+    fitting = "".join(capsys.readouterr())  # Lightning's bars write to stdout
+    assert "Epoch 1: 100%" in fitting and "val/acc=" in fitting  # the results, on the training bar
+    assert "Validation" not in fitting  # no bar of its own for one batch of validation
+    trainer.validate(model, data)
+    assert "Validation DataLoader 0: 100%" in "".join(capsys.readouterr())  # `validate` keeps its bar

@@ -234,19 +234,42 @@ class Diagnostics(Callback):
 
 
 class ProgressBar(TQDMProgressBar):
-    """Lightning's progress bar, redrawn at most 10 times a second while training.
+    """Lightning's progress bar, redrawn at most 10 times a second while training, and with no
+    bar of its own for a short validation (10 batches or fewer) between training epochs: its
+    results show on the training bar when it ends.
 
-    Lightning's own redraws at every step, which costs more than a whole step of a small model.
-    train.py puts it in place of Lightning's; `trainer.enable_progress_bar: false` still hides it.
+    Lightning's own redraws at every step and makes a new validation bar every epoch, which
+    costs more than a small model's steps. train.py puts it in place of Lightning's;
+    `trainer.enable_progress_bar: false` still hides it.
     """
 
     drawn_at = 0.0
+    quiet_validation = False  # this validation has no bar
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         now = time.monotonic()
         if now - self.drawn_at >= 0.1 or batch_idx + 1 == self.total_train_batches:
             self.drawn_at = now
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_validation_start(self, trainer, pl_module):
+        self.quiet_validation = trainer.state.fn == "fit" and self.total_val_batches <= 10
+        if not self.quiet_validation:
+            super().on_validation_start(trainer, pl_module)
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        if not self.quiet_validation:
+            super().on_validation_batch_start(trainer, pl_module, batch, batch_idx, dataloader_idx)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if not self.quiet_validation:
+            super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
+
+    def on_validation_end(self, trainer, pl_module):
+        if not self.quiet_validation:
+            super().on_validation_end(trainer, pl_module)
+        elif not trainer.sanity_checking:
+            self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
 
 
 class OptimizerModes(Callback):

@@ -57,7 +57,7 @@ DEFAULT_LOGGER = {
 
 # How to open TensorBoard, printed after each run: with uv, its own environment has it.
 TENSORBOARD_HINT = (
-    "Look at it with: uv run tensorboard --logdir runs   (without uv: uv run tensorboard --logdir runs)\n"
+    "Look at it with: uv run tensorboard --logdir runs   (without uv: tensorboard --logdir runs)\n"
     "  then open http://localhost:6006/#custom_scalars (loss and results first; HPARAMS compares runs)"
 )
 
