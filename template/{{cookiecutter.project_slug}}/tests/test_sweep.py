@@ -162,7 +162,10 @@ def runs_of(trial) -> list[dict]:
 def cut_off(journal: Path) -> bool:
     if not journal.is_file():
         return False
-    study = trials(journal.parent, "cut", str(journal))
+    try:
+        study = trials(journal.parent, "cut", str(journal))
+    except KeyError:  # the journal file is there, the study's first record not yet
+        return False
     running = [trial for trial in study if trial.state == optuna.trial.TrialState.RUNNING]
     cut = [trial.user_attrs["run s1"]["folder"] for trial in running if "run s1" in trial.user_attrs]
     return len(complete(study)) >= 1 and any(Path(folder).is_dir() for folder in cut)  # the run has begun writing
