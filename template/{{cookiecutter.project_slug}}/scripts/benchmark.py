@@ -55,9 +55,9 @@ def build(config: Path, *args: str) -> CourseCLI:
                      auto_configure_optimizers=False)
 
 
-def plain_loop(config: Path, epochs: list[str]) -> float:
+def plain_loop(config: Path, args: list[str]) -> float:
     """Seconds of a hand-written loop doing train.py's work: training steps, schedule, validation."""
-    cli = build(config, *epochs, "--trainer.logger", "false")
+    cli = build(config, *args, "--trainer.logger", "false")
     model, trainer = cli.model, cli.trainer
     device = trainer.strategy.root_device  # where train.py would train
     data = cli.datamodule or model  # the objective family's module makes its own batches
@@ -97,22 +97,22 @@ def plain_loop(config: Path, epochs: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def lightning_floor(config: Path, epochs: list[str]) -> float:
+def lightning_floor(config: Path, args: list[str]) -> float:
     """Seconds of the project's module in a Trainer with everything the template adds switched off."""
-    cli = build(config, *epochs, "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+    cli = build(config, *args, "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
                 "--trainer.enable_model_summary", "false", "--trainer.log_every_n_steps", "0")
     cli.trainer.callbacks = []  # no checkpoints, diagnostics, run summary
     return timed_fit(cli)
 
 
-def template(config: Path, epochs: list[str]) -> float:
+def template(config: Path, args: list[str]) -> float:
     """Seconds of train.py's fit with its defaults (in a temporary folder; output hidden)."""
     here = Path.cwd()
     with tempfile.TemporaryDirectory() as folder, open(os.devnull, "w") as hidden:
         os.chdir(folder)  # runs/ is written there
         try:
             with contextlib.redirect_stdout(hidden), contextlib.redirect_stderr(hidden):
-                return timed_fit(build(config, *epochs))
+                return timed_fit(build(config, *args))
         finally:
             os.chdir(here)
 
@@ -170,13 +170,13 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, list[float]]]:
     for family in args.families:
         config = ROOT / "configs" / f"{family}.yaml"
         epochs = args.epochs or (None if gpu else EPOCHS_ON_A_CPU.get(family))
-        epoch_args = ["--trainer.max_epochs", str(epochs)] if epochs else []
-        epoch_args += ["--threads", str(args.threads)] if args.threads else []
+        run_args = ["--trainer.max_epochs", str(epochs)] if epochs else []
+        run_args += ["--threads", str(args.threads)] if args.threads else []
         runs = {variant: [] for variant in VARIANTS}
         for _ in range(args.repeats):
             for variant, function in zip(VARIANTS, (plain_loop, lightning_floor, template), strict=True):
                 torch.set_num_threads(default_threads)  # as a new process starts; the config's `threads` may change it
-                runs[variant].append(function(config, epoch_args))
+                runs[variant].append(function(config, run_args))
         times[family] = runs
         plain, floor, full = (runs[variant] for variant in VARIANTS)
         setting = f"{config.name}{f', {epochs} epochs' if epochs else ''}, {torch.get_num_threads()} thread(s)"
