@@ -20,7 +20,10 @@ What this adds to LightningCLI:
   `--ckpt_path last` resumes from) is rewritten every `last_checkpoint.every_seconds` and at the end;
 - a `diagnostics` section switches the optimization diagnostics of callbacks.py;
 - a diverging run stops with a message and exit status 0 (a sweep counts it as a result);
-- `--ckpt_path last` continues the latest run of the experiment, in the same run directory;
+- `--ckpt_path last` continues the latest run of the experiment, in the same run directory; a
+  resume that would change the model or data stops with a message instead (resume.py);
+- config.yaml is written once training starts for real, so a failed command leaves it as it was;
+- runs of a CSV or text file of your own are logged under runs/<family>_<file name>/;
 - `threads` sets how many CPU threads PyTorch uses (1 is fastest for the small defaults);
 - bf16 precision falls back to fp16 on GPUs without bf16 (a Colab T4, for example);
 - config mistakes end with a one-line message instead of a traceback.
@@ -30,7 +33,6 @@ import argparse
 import os
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import torch
@@ -43,12 +45,11 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from .callbacks import Diagnostics, Diverged, OptimizerModes, ProgressBar
 from .optim import describe_choices
 from .registry import ConfigError
+from .resume import DATA_TO_MODEL, check_checkpoint, check_same_run, resume_latest_run, take_data_settings
 from .shorthands import expand_choices, name_from_arguments, one_line
 from .summary import RunSummary, run_settings
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-# Properties of a DataModule handed to the model's argument of the same name, when both exist.
-DATA_TO_MODEL = ("input_shape", "num_classes", "tokenizer", "block_size", "num_features")
 DEFAULT_LOGGER = {
     "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
     "init_args": {"save_dir": "runs", "name": "default"},
@@ -105,16 +106,24 @@ class CourseCLI(LightningCLI):
         # Before LightningCLI reads the checkpoint's hyperparameters, which comes next.
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config
-        if subcommand == "fit" and config.get("ckpt_path") == "last":
-            resume_latest_run(config)
+        given = sys.argv[1:] if args is None else args
+        if not any(arg.startswith(("--trainer.logger.init_args.name", "--trainer.logger.name")) for arg in given):
+            name_after_data_file(config)
+        resuming = subcommand == "fit" and config.get("ckpt_path")
+        if resuming and config.ckpt_path == "last":
+            resume_latest_run(config, given)
         if config.get("ckpt_path"):
             check_checkpoint(str(config.ckpt_path))
+            check_same_run(config, str(config.ckpt_path), given if resuming else None)
+        if resuming:
+            self.config = take_data_settings(parser, self.config, subcommand, str(config.ckpt_path))
 
     def before_instantiate_classes(self):
         config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
         fall_back_to_fp16(config.trainer)
         if config.get("threads"):
             torch.set_num_threads(config.threads)
+        check_writable(config.trainer.logger)
         if self.subcommand == "fit" and not config.get("ckpt_path"):
             name_the_run(config, config.get("name") or self.default_name)
 
@@ -157,43 +166,26 @@ class LatestCheckpoint(ModelCheckpoint):
 
 
 class SaveFitConfig(SaveConfigCallback):
-    """Writes the run's config.yaml when it trains (`fit`), and only then: `test`, `validate` and
-    `predict` read a run's config.yaml (and log into its folder) but must not rewrite it."""
+    """Writes the run's config.yaml when training starts for real: the data loaded, a resumed
+    checkpoint restored, the first validation passed. A command that fails before (a bad value,
+    a mismatched checkpoint) leaves the run folder's config.yaml as it was. `test`, `validate` and
+    `predict` read a run's config.yaml (and log into its folder) but never rewrite it.
+
+    The saved config repeats the run from the start: it names no checkpoint to resume from, and
+    a resumed run's folder name becomes the name a repeat starts from (name_2, name_3, ...).
+    """
 
     def setup(self, trainer, pl_module, stage):
-        if stage == "fit":
-            super().setup(trainer, pl_module, stage)
+        pass  # too early: see on_train_start
 
-
-def resume_latest_run(config) -> None:
-    """Point ckpt_path at the newest last.ckpt of this experiment and log into its run directory."""
-    logger = config.trainer.logger
-    if not (hasattr(logger, "init_args") and hasattr(logger.init_args, "save_dir")):
-        return  # a custom logger: leave "last" to Lightning
-    experiment = Path(logger.init_args.save_dir) / (logger.init_args.name or "")
-    checkpoints = sorted(experiment.glob("*/checkpoints/last.ckpt"), key=lambda path: path.stat().st_mtime)
-    if not checkpoints:
-        raise ConfigError(
-            f"--ckpt_path last: no run of this experiment has a checkpoints/last.ckpt under {experiment}/. "
-            "Train it first, or give the path of a .ckpt file."
-        )
-    config.ckpt_path = str(checkpoints[-1])
-    logger.init_args.version = checkpoints[-1].parent.parent.name  # keep logging into that run
-    print(f"Resuming from {config.ckpt_path}")
-    if config.trainer.max_steps not in (None, -1):
-        print("Note: with trainer.max_steps set, Lightning 2.6 resumes an end-of-epoch checkpoint one epoch "
-              "short. Limit runs by trainer.max_epochs to resume exactly.")
-
-
-def check_checkpoint(path: str) -> None:
-    """Fail early, and clearly, on a checkpoint that cannot be read."""
-    if path in ("last", "best", "hpc", "registry") or not Path(path).is_file():
-        return  # Lightning resolves these names itself and reports a missing file
-    if not zipfile.is_zipfile(path):
-        raise ConfigError(
-            f"checkpoint {path} is not a PyTorch checkpoint (cut short while saving, or not a .ckpt?): "
-            "use another checkpoint of the run, e.g. last.ckpt or best-*.ckpt in the same folder"
-        )
+    def on_train_start(self, trainer, pl_module):
+        if self.config.get("ckpt_path"):
+            self.config = self.config.clone()
+            self.config.ckpt_path = None
+            self.config.name = Path(trainer.log_dir).name
+            if hasattr(self.config.trainer.logger, "init_args"):
+                self.config.trainer.logger.init_args.version = None
+        super().setup(trainer, pl_module, "fit")
 
 
 def fall_back_to_fp16(trainer_config) -> None:
@@ -230,6 +222,35 @@ def name_the_run(config, name: str | None) -> None:
         unique = f"{name}_{number}"
     config.name = unique
     os.environ["COURSE_RUN_NAME"] = unique
+
+
+def name_after_data_file(config) -> None:
+    """Log a run that reads a data file of the student's (a CSV, a text) under
+    runs/<family>_<file name>/, so that runs of different files never share a folder, and
+    --ckpt_path last finds the run of the same file. Named datasets keep the config's name."""
+    data, logger = config.get("data"), config.trainer.logger
+    if not (hasattr(data, "init_args") and hasattr(logger, "init_args") and hasattr(logger.init_args, "save_dir")):
+        return
+    file = data.init_args.get("csv_path") if data.init_args.get("source") == "csv" else data.init_args.get("corpus")
+    if not file or not (Path(str(file)).suffix or "://" in str(file)):
+        return  # a named dataset or corpus (breast_cancer, python_docs, ...), not a file
+    family = str(data.class_path).split(".")[-2]  # <package>.problems.tabular.TabularDataModule: tabular
+    logger.init_args.name = f"{family}_{Path(str(file).split('?')[0]).stem}"
+
+
+def check_writable(logger) -> None:
+    """Stop before training when the runs folder cannot be written (read-only, or a file in the way)."""
+    if not (hasattr(logger, "init_args") and hasattr(logger.init_args, "save_dir")):
+        return
+    folder = Path(logger.init_args.save_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        writable = os.access(folder, os.W_OK | os.X_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        raise ConfigError(f"cannot write runs into {folder}/: run from a folder you can write to, or choose "
+                          "another one with --trainer.logger.init_args.save_dir PATH")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):

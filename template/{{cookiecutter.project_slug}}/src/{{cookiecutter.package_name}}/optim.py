@@ -229,8 +229,26 @@ class Schedule(torch.optim.lr_scheduler.LambdaLR):
         return 1.0
 
     def state_dict(self):
-        # Only the position in the schedule: its settings come from the config of the run.
-        return {key: value for key, value in super().state_dict().items() if key not in SCHEDULE_SETTINGS}
+        # The position in the schedule and the length it was planned for: its other settings
+        # come from the config of the run.
+        state = {key: value for key, value in super().state_dict().items() if key not in SCHEDULE_SETTINGS}
+        return state | {"planned_steps": (self.warmup_steps, self.total_steps)}
+
+    def load_state_dict(self, state_dict):
+        """Continue where the checkpoint was, over the length the run was planned with.
+
+        A resume with a larger budget (trainer.max_epochs) does not stretch the schedule: that
+        would make the learning rate jump (a cosine at its end would restart from its middle).
+        The steps beyond the planned length keep the schedule's final factor.
+        """
+        state = dict(state_dict)
+        planned = state.pop("planned_steps", None)
+        super().load_state_dict(state)
+        if planned is not None and tuple(planned) != (self.warmup_steps, self.total_steps):
+            self.warmup_steps, self.total_steps = planned
+            print(f"Resuming: {type(self).__name__} keeps the length it was planned with "
+                  f"({self.warmup_steps + self.total_steps:g} steps), so the learning rate does not jump; steps "
+                  "beyond it keep its final value. For a schedule over the longer run, start a new run.")
 
 
 class Constant(Schedule):
