@@ -135,3 +135,15 @@ def test_bad_settings_are_named():
         ImageDataModule("cifar100")
     with pytest.raises(ConfigError, match="input_shape"):
         Diffusion()
+
+
+def test_bad_data_settings_are_named(tmp_path):
+    with pytest.raises(ConfigError, match="val_size 1.5: give a fraction below 1"):
+        ImageDataModule(val_size=1.5)
+    with pytest.raises(ConfigError, match="batch_size 0: give a whole number >= 1"):
+        ImageDataModule(batch_size=0)
+    with pytest.raises(ConfigError, match="leaving none to train on"):
+        ImageDataModule(val_size=5000).setup("fit")
+    with pytest.raises(ConfigError) as error:  # offline, without the files: where to put them
+        ImageDataModule("mnist", data_dir=str(tmp_path), download=False).setup("fit")
+    assert "train-images-idx3-ubyte.gz" in str(error.value) and str(tmp_path / "MNIST" / "raw") in str(error.value)

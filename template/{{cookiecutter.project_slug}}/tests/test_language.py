@@ -204,3 +204,39 @@ def test_generate_command_writes_text_from_a_checkpoint(tmp_path, capsys, monkey
     monkeypatch.setattr(sys, "argv", ["language.py", *command])  # as `python -m ...problems.language ...`
     runpy.run_module(language.__name__, run_name="__main__")
     assert again.read_text(encoding="utf-8") == text  # same seed, same text
+
+
+def test_a_corpus_that_is_not_utf8_says_where_and_how_to_convert_it(tmp_path):
+    corpus = tmp_path / "poems.txt"
+    corpus.write_bytes("Une chanson\nd'\xe9t\xe9\n".encode("latin1"))
+    with pytest.raises(ConfigError, match="poems.txt is not UTF-8 text: byte 0xe9 at offset 14 .line 2.") as error:
+        TextDataModule(str(corpus)).setup("fit")
+    assert f"iconv -f latin1 -t utf-8 {corpus} > {tmp_path / 'poems_utf8.txt'}" in str(error.value)
+
+
+def test_empty_or_short_corpora_say_what_to_change(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("")
+    with pytest.raises(ConfigError, match="has no text: give a file with text"):
+        TextDataModule(str(corpus)).setup("fit")
+    corpus.write_text("hello world " * 10)  # 120 bytes: 108 to train on, 6 to validate, 6 to test
+    with pytest.raises(ConfigError, match="the val split .val_fraction 0.05 of 120 tokens. has 6 tokens, fewer than "
+                                          "block_size \\+ 1 = 65: lower block_size to 5 or less, raise val_fraction"):
+        TextDataModule(str(corpus)).setup("fit")
+    with pytest.raises(ConfigError, match="the train split .98% of 120 tokens. has 117 tokens, fewer than "
+                                          "block_size \\+ 2 = 202: lower block_size to 115 or less or give a longer text"):
+        TextDataModule(str(corpus), block_size=200, val_fraction=0.01, test_fraction=0.01).setup("fit")
+    TextDataModule(str(corpus), block_size=4).setup("fit")  # short enough
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"block_size": 0}, "block_size 0: give a whole number >= 1"),
+    ({"batch_size": -2}, "batch_size -2"),
+    ({"batches_per_epoch": 0}, "batches_per_epoch 0"),
+    ({"eval_batch_size": 0}, "eval_batch_size 0"),
+    ({"max_eval_windows": 0}, "max_eval_windows 0"),
+    ({"val_fraction": 1.5}, "val_fraction 1.5 and test_fraction 0.05: give fractions above 0 with a sum below 1"),
+])
+def test_bad_data_settings_are_named(args, message):
+    with pytest.raises(ConfigError, match=message):
+        TextDataModule(**args)

@@ -4,7 +4,7 @@ and every config."""
 import lightning as L
 import pytest
 import torch
-from conftest import CONFIGS, run_one_batch
+from conftest import CONFIGS, QUIET, run, run_one_batch
 
 from {{ cookiecutter.package_name }}.optim import make_optimizer
 from {{ cookiecutter.package_name }}.problems.tabular import SKLEARN_DATASETS, TabularDataModule, TabularModel, data_loss
@@ -116,6 +116,8 @@ def test_bundled_datasets_are_standardized_with_training_statistics(name):
     assert data.num_classes == 0 or int(y.max()) + 1 == data.num_classes
     sizes = [len(data.splits[split][1]) for split in ("train", "val", "test")]
     assert sizes[1] == sizes[2] and sum(sizes) == len(data.raw[0][1]) + len(data.raw[1][1]) + len(data.raw[2][1])
+    # A feature constant on the training split (digits' always-blank pixels) is not divided by 0.
+    assert all(data.splits[split][0].abs().max() < 100 for split in ("train", "val", "test"))
 
 
 def test_csv_source_reads_a_named_target_column(in_tmp):
@@ -137,3 +139,67 @@ def test_bad_settings_are_explained():
         TabularDataModule("housing")
     with pytest.raises(ConfigError, match="'width'.*widths"):
         TabularModel(net="mlp", net_args={"width": [4]}, num_features=3, num_classes=2)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("height,weight,target\n1,2,0\n\n3,nan,1\n", "plants.csv, column 'weight', row 4: nan is not a finite number"),
+    ("height,weight,target\n1,2,0\n3,-inf,1\n", "plants.csv, column 'weight', row 3: -inf is not a finite number"),
+    ("height,weight,target\n1,,0\n", "plants.csv, column 'weight', row 2: the cell is empty"),
+    ("height,weight,target\n1,heavy,0\n", "plants.csv, column 'weight', row 2: 'heavy' is not a number"),
+    ("height,weight,target\n1,2,0\n1,2,0,5\n", "plants.csv, row 3: 4 cells, but the header names 3 columns"),
+    ("height,weight,target\n1,2,\n", "plants.csv, column 'target', row 2: the class is empty"),
+    ("height,weight,target\n1,2,a\n3,4,a\n", "column 'target' holds one class only"),
+    ("", "plants.csv is empty: it needs a header row"),
+    ("height,weight,target\n", "plants.csv has a header but no rows of data"),
+    ("height;weight;target\n1;2;0\n", "no column 'target' .*separated by ';'"),
+    ("height,height,target\n1,2,0\n", "column.*'height' more than once"),
+])
+def test_csv_problems_name_the_file_column_and_row(content, message, in_tmp):
+    (in_tmp / "plants.csv").write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        _ = TabularDataModule("csv", "binary", csv_path="plants.csv").num_features
+
+
+def test_csv_regression_target_must_be_finite_and_files_must_be_utf8(in_tmp):
+    (in_tmp / "plants.csv").write_text("height,target\n1,2.5\n2,inf\n")
+    with pytest.raises(ConfigError, match="column 'target', row 3: inf is not a finite number"):
+        _ = TabularDataModule("csv", "regression", csv_path="plants.csv").num_features
+    (in_tmp / "plants.csv").write_bytes("height,target\n1,caf\xe9\n".encode("latin1"))
+    with pytest.raises(ConfigError, match="plants.csv is not UTF-8 text: byte 0xe9 at offset 19 .line 2.*iconv"):
+        _ = TabularDataModule("csv", "binary", csv_path="plants.csv").num_features
+    # A spreadsheet's "CSV UTF-8" export starts with a byte order mark: the first column keeps its name.
+    (in_tmp / "plants.csv").write_text("\ufefftarget,height\n" + "".join(f"{i % 2},{i}\n" for i in range(20)))
+    assert TabularDataModule("csv", "binary", csv_path="plants.csv").num_features == 1
+
+
+def test_nan_in_a_csv_ends_the_command_with_one_line(in_tmp, capsys):
+    # It once ended in "RuntimeError: false INTERNAL ASSERT FAILED" (linear model) or "Diverged" (MLP).
+    (in_tmp / "plants.csv").write_text("height,target\n" + "".join(f"{i},{i % 2}\n" for i in range(20)) + "nan,1\n")
+    with pytest.raises(SystemExit) as exit:
+        run("fit", "--config", str(CONFIGS / "tabular.yaml"), "--data.init_args.source", "csv",
+            "--data.init_args.csv_path", "plants.csv", *QUIET)
+    assert exit.value.code == 2
+    assert "error: plants.csv, column 'height', row 22: nan is not a finite number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"val_size": 1.5}, "val_size 1.5: give a fraction below 1 .e.g. 0.1. or a whole number of samples"),
+    ({"test_size": -1}, "test_size -1: give a whole number of samples >= 0"),
+    ({"val_size": 0.0}, "val_size 0.0 is 0 of the 569 samples"),
+    ({"val_size": 300, "test_size": 0.5}, "hold out 300 \\+ 284 of the 569 samples, leaving 0 to train on"),
+    ({"test_size": 569}, "test_size 569 holds out 569 of the 569 samples, leaving none"),
+    ({"batch_size": 0}, "batch_size 0: give a whole number >= 1"),
+    ({"source": "synthetic", "task": "multiclass", "n_classes": 1}, "n_classes 1: give a whole number >= 2"),
+    ({"source": "synthetic", "noise": -0.1}, "noise -0.1: give a standard deviation >= 0"),
+])
+def test_bad_split_and_size_settings_are_explained(args, message):
+    with pytest.raises(ConfigError, match=message):
+        TabularDataModule(**args).setup("fit")
+
+
+def test_test_size_0_leaves_an_empty_test_split():
+    for source in ("breast_cancer", "synthetic"):
+        data = TabularDataModule(source, "regression", test_size=0, full_batch=True)
+        data.setup("fit")
+        assert len(data.splits["test"][1]) == 0 and len(data.test_dataloader()) == 0
+        assert len(data.splits["val"][1]) > 0

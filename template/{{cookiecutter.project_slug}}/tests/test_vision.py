@@ -208,3 +208,33 @@ def test_lecture_sgd_at_learning_rate_10_ends_cleanly(in_tmp, capsys):
     events = EventAccumulator(str(next((in_tmp / "runs").glob("*/*/config.yaml")).parent))
     events.Reload()
     assert events.Scalars("diverged")[-1].value == 1.0
+
+
+def test_a_float_val_size_above_1_is_refused_in_one_line(in_tmp, capsys):
+    # 1.5 was once read as a count: training and validating on one image, with val/acc = 1.000.
+    with pytest.raises(SystemExit) as exit:
+        run("fit", "--data.init_args.val_size", "1.5", *QUIET)
+    assert exit.value.code == 2
+    assert "error: val_size 1.5: give a fraction below 1 (e.g. 0.1) or a whole number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"val_size": 0}, "val_size 0: give a whole number of samples >= 1"),
+    ({"val_size": -3}, "val_size -3"),
+    ({"val_size": 1.0}, "val_size 1.0: give a fraction below 1"),
+    ({"batch_size": 0}, "batch_size 0: give a whole number >= 1"),
+    ({"eval_batch_size": -1}, "eval_batch_size -1"),
+    ({"augment": True, "crop_padding": 8}, "crop_padding 8: give a number of pixels from 0 to 7"),
+])
+def test_bad_data_settings_are_refused_before_loading(args, message):
+    with pytest.raises(ConfigError, match=message):
+        VisionDataModule(**args)
+
+
+@pytest.mark.parametrize("val_size, message", [
+    (0.0001, "val_size 0.0001 is 0 of the 1438 samples"),
+    (1438, "val_size 1438 holds out 1438 of the 1438 samples, leaving none to train on"),
+])
+def test_val_size_must_leave_both_splits_some_images(val_size, message):
+    with pytest.raises(ConfigError, match=message):
+        VisionDataModule(val_size=val_size).setup("fit")

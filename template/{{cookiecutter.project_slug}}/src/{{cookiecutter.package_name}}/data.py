@@ -11,6 +11,7 @@ often slower than the model itself.
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch.utils.data import DistributedSampler
@@ -40,12 +41,13 @@ class DeviceBatches:
         world_size: int = 1,
     ):
         if batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"batch_size {batch_size}: give a whole number >= 1")
         self.tensors = tuple(tensors)
         self.sampler = DistributedSampler(
             range(len(self.tensors[0])), num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed
         )
-        self.batch_size = min(batch_size, len(self.sampler))  # larger than the data: full batch
+        # Larger than the data: one full batch (an empty split, such as test_size 0, has no batches).
+        self.batch_size = max(1, min(batch_size, len(self.sampler)))
         self.drop_last = drop_last
 
     def __len__(self) -> int:
@@ -106,11 +108,66 @@ def device_batches(datamodule, tensors: Sequence[torch.Tensor], batch_size: int,
     )
 
 
-def split_indices(n: int, holdout: int | float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Shuffle range(n) with `seed` and cut off `holdout` indices: a fraction of n if below 1,
-    else a count. Returns (kept, held_out)."""
-    size = round(holdout * n) if holdout < 1 else int(holdout)
-    if not 0 < size < n:
-        raise ConfigError(f"a holdout of {holdout} leaves no data on one side of the split of {n} samples")
+def check_whole_numbers(minimum: int = 1, **values) -> None:
+    """Raise a ConfigError naming the first of `values` (name=value) that is not a whole number
+    >= `minimum`, e.g. check_whole_numbers(batch_size=0) -> "batch_size 0: give a whole number >= 1"."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigError(f"{name} {value!r}: give a whole number >= {minimum}")
+
+
+def check_holdout(name: str, holdout, minimum: int = 1) -> None:
+    """Raise a ConfigError unless `holdout` (the setting `name`, such as val_size) is a fraction
+    in [0, 1) or a whole number of samples >= `minimum`. A float is always a fraction: 1.5 is
+    neither 150% nor 1 sample, but a mistake."""
+    what = "give a fraction below 1 (e.g. 0.1) or a whole number of samples (e.g. 500)"
+    if isinstance(holdout, bool) or not isinstance(holdout, (int, float)):
+        raise ConfigError(f"{name} {holdout!r}: {what}")
+    if isinstance(holdout, float) and not 0 <= holdout < 1:  # also catches nan
+        raise ConfigError(f"{name} {holdout}: {what}")
+    if isinstance(holdout, int) and holdout < minimum:
+        raise ConfigError(f"{name} {holdout}: give a whole number of samples >= {minimum} (e.g. 500) "
+                          "or a fraction below 1 (e.g. 0.1)")
+
+
+def holdout_size(name: str, holdout, n: int, minimum: int = 1) -> int:
+    """How many of `n` samples `holdout` means: round(holdout * n) for a fraction, else the count.
+    Raises a ConfigError if it is not a valid holdout (see check_holdout) or rounds below `minimum`."""
+    check_holdout(name, holdout, minimum)
+    size = round(holdout * n) if isinstance(holdout, float) else holdout
+    if size < minimum:
+        raise ConfigError(
+            f"{name} {holdout} is {size} of the {n} samples, and at least {minimum} is needed: "
+            f"give a larger fraction or a count (e.g. {name} {minimum})"
+        )
+    return size
+
+
+def split_indices(n: int, holdout: int | float, seed: int, name: str = "holdout",
+                  minimum: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shuffle range(n) with `seed` and cut off `holdout` indices: a fraction of n if a float,
+    else a count (see holdout_size; `name` is the setting, for the error message). At least one
+    index is kept. Returns (kept, held_out)."""
+    size = holdout_size(name, holdout, n, minimum)
+    if size >= n:
+        raise ConfigError(
+            f"{name} {holdout} holds out {size} of the {n} samples, leaving none to train on: "
+            f"give a smaller fraction (e.g. 0.1) or count (e.g. {max(1, n // 10)})"
+        )
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return order[size:], order[:size]
+
+
+def read_utf8(path: Path) -> str:
+    """The text of the file at `path`; a ConfigError saying where it is not UTF-8 and how to
+    convert it (files saved by older Windows programs are often Latin-1 or cp1252)."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        converted = Path(path).with_name(f"{Path(path).stem}_utf8{Path(path).suffix}")
+        raise ConfigError(
+            f"{path} is not UTF-8 text: byte 0x{data[error.start]:02x} at offset {error.start} (line {line}). "
+            f"Save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {path} > {converted}`, and use {converted}"
+        ) from None

@@ -27,7 +27,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from ..data import DeviceBatches, data_device, device_batches, split_indices
+from ..data import DeviceBatches, check_holdout, check_whole_numbers, data_device, device_batches, split_indices
 from ..module import CourseModule, OptimizerFactory, ScheduleFactory
 from ..nets.unet import UNet
 from ..registry import ConfigError, check_arguments, lookup
@@ -79,6 +79,8 @@ class ImageDataModule(L.LightningDataModule):
     ):
         super().__init__()
         lookup(DATASETS, dataset, "dataset")
+        check_holdout("val_size", val_size)
+        check_whole_numbers(batch_size=batch_size, eval_batch_size=eval_batch_size)
         self.save_hyperparameters()
         self.splits: dict[str, torch.Tensor] = {}
 
@@ -95,7 +97,7 @@ class ImageDataModule(L.LightningDataModule):
             return
         hp = self.hparams
         data = load_images(hp.dataset, hp.data_dir, download=False)
-        train, val = split_indices(len(data["train"]), hp.val_size, hp.split_seed)
+        train, val = split_indices(len(data["train"]), hp.val_size, hp.split_seed, "val_size")
         device = data_device(self)
         self.splits = {"train": data["train"][train].to(device), "val": data["train"][val].to(device),
                        "test": data["test"].to(device)}

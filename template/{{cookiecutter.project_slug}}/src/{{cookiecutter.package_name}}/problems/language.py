@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
-from ..data import DeviceBatches, SeededDraws, data_device, device_batches
+from ..data import DeviceBatches, SeededDraws, check_whole_numbers, data_device, device_batches, read_utf8
 from ..module import CourseModule, OptimizerFactory, ScheduleFactory
 from ..nets.gpt import GPT
 from ..registry import ConfigError, check_arguments
@@ -160,11 +160,11 @@ def load_text(corpus: str, data_dir: str = "data", sha256: str | None = None) ->
                 f"corpus {corpus!r} is neither python_docs, {', '.join(CORPORA)}, a URL, nor an existing text file"
             )
         check_sha256(path, sha256, corpus)
-        return path.read_text(encoding="utf-8")
+        return read_utf8(path)
     path = Path(data_dir) / name
     if not path.is_file():
         download(url, path, sha256)
-    return path.read_text(encoding="utf-8")
+    return read_utf8(path)
 
 
 class RandomWindows(SeededDraws):
@@ -215,7 +215,12 @@ class TextDataModule(L.LightningDataModule):
         super().__init__()
         make_tokenizer(tokenizer)  # fail now on an unknown name or a missing tiktoken
         if not (0 < val_fraction and 0 < test_fraction and val_fraction + test_fraction < 1):
-            raise ConfigError("val_fraction and test_fraction must be > 0 with a sum below 1, e.g. 0.05 and 0.05")
+            raise ConfigError(f"val_fraction {val_fraction} and test_fraction {test_fraction}: give fractions "
+                              "above 0 with a sum below 1 (e.g. 0.05 and 0.05)")
+        check_whole_numbers(block_size=block_size, batch_size=batch_size, batches_per_epoch=batches_per_epoch,
+                            eval_batch_size=eval_batch_size)
+        if max_eval_windows is not None:
+            check_whole_numbers(max_eval_windows=max_eval_windows)  # null: every held-out window
         self.save_hyperparameters()
         self.splits: dict[str, torch.Tensor] = {}
 
@@ -235,9 +240,13 @@ class TextDataModule(L.LightningDataModule):
             return
         hp = self.hparams
         text = load_text(hp.corpus, hp.data_dir, hp.sha256)
+        if not text.strip():
+            raise ConfigError(f"corpus {hp.corpus} has no text: give a file with text in it (a few hundred "
+                              "kilobytes or more, such as corpus: tiny_shakespeare)")
         tokens = torch.tensor(make_tokenizer(hp.tokenizer).encode(text), dtype=torch.long)
         n_train = int(len(tokens) * (1 - hp.val_fraction - hp.test_fraction))
         n_val = int(len(tokens) * hp.val_fraction)
+        self.check_lengths(len(tokens), {"train": n_train, "val": n_val, "test": len(tokens) - n_train - n_val})
         device = data_device(self)
         self.splits = {
             "train": tokens[:n_train].to(device),
@@ -246,6 +255,24 @@ class TextDataModule(L.LightningDataModule):
         }
         # Window order: from the global seed (seed_everything), like the other families' shuffling.
         self.shuffle_seed = int(torch.randint(0, 2**31 - 1, ()))
+
+    def check_lengths(self, total: int, lengths: dict[str, int]) -> None:
+        """Raise a ConfigError, with the numbers and what to change, if a split is too short for one
+        window: block_size + 2 tokens for training (RandomWindows), block_size + 1 held out."""
+        hp = self.hparams
+        for split, length in lengths.items():
+            extra = 2 if split == "train" else 1
+            if length >= hp.block_size + extra:
+                continue
+            share = {"train": f"{1 - hp.val_fraction - hp.test_fraction:.0%}", "val": f"val_fraction {hp.val_fraction}",
+                     "test": f"test_fraction {hp.test_fraction}"}[split]
+            fixes = [f"lower block_size to {length - extra} or less"] if length > extra else []
+            fixes += [] if split == "train" else [f"raise {split}_fraction"]
+            advice = ", ".join(fixes) + " or give a longer text" if fixes else "give a longer text"
+            raise ConfigError(
+                f"corpus {hp.corpus}: the {split} split ({share} of {total} tokens) has {length} tokens, fewer "
+                f"than block_size + {extra} = {hp.block_size + extra}: {advice}"
+            )
 
     def unigram_bpb(self, split: str = "val") -> float:
         """Bits per byte on `split` of the unigram model of the training tokens (add-one smoothing):

@@ -18,6 +18,7 @@ or FISTA when l1 > 0) and logs `val/dist_to_opt` (||theta - theta*||) and `train
 """
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,16 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import AUROC, Accuracy
 from torchmetrics.regression import MeanSquaredError, R2Score
 
-from ..data import DeviceBatches, data_device, device_batches, split_indices
+from ..data import (
+    DeviceBatches,
+    check_holdout,
+    check_whole_numbers,
+    data_device,
+    device_batches,
+    holdout_size,
+    read_utf8,
+    split_indices,
+)
 from ..module import CourseModule, OptimizerFactory, ScheduleFactory
 from ..nets.mlp import MLP
 from ..registry import ConfigError, check_arguments
@@ -86,25 +96,68 @@ def load_sklearn(name: str):
 
 def load_csv(path: str, target: str, task: str):
     """(features, targets) from a CSV file with a header row; `target` names the target column.
-    Classification targets may be any strings (classes are numbered in sorted order)."""
+    Classification targets may be any strings (classes are numbered in sorted order).
+
+    Each problem in the file (no such file or column, an empty, non-numeric, NaN or infinite
+    cell, a row of the wrong length) is a ConfigError naming the file, column and row, with rows
+    numbered as a spreadsheet shows them: the header is row 1."""
+    header, body = csv_rows(path, target)
+    features, labels = [], []
+    for number, row in body:
+        if len(row) != len(header):
+            raise ConfigError(f"{path}, row {number}: {len(row)} cells, but the header names {len(header)} columns")
+        cells = dict(zip(header, row, strict=True))
+        features.append([cell_value(path, cells[column], column, number) for column in header if column != target])
+        if task == "regression":
+            labels.append(cell_value(path, cells[target], target, number))
+        elif not cells[target].strip():
+            raise ConfigError(f"{path}, column {target!r}, row {number}: the class is empty: fill it in or delete the row")
+        else:
+            labels.append(cells[target].strip())
+    x = torch.tensor(features, dtype=torch.float64)
+    if task == "regression":
+        return x, torch.tensor(labels, dtype=torch.float64)
+    classes = sorted(set(labels))
+    if len(classes) < 2:
+        raise ConfigError(f"{path}: column {target!r} holds one class only ({classes[0]!r}): nothing to classify")
+    number_of = {name: i for i, name in enumerate(classes)}
+    return x, torch.tensor([number_of[label] for label in labels])
+
+
+def csv_rows(path: str, target: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header of a CSV file and its other rows, each as (row number, cells); a ConfigError
+    if the file is missing, not UTF-8, empty, or has no column `target`."""
     if not Path(path).is_file():
         raise ConfigError(f"no CSV file at {path}: set data.init_args.csv_path to your file")
-    with open(path, newline="") as file:
-        rows = list(csv.DictReader(file))
-    if not rows or target not in rows[0]:
-        columns = ", ".join(rows[0]) if rows else "none"
-        raise ConfigError(f"{path} has no column {target!r}: set data.init_args.target to one of {columns}")
-    features = [column for column in rows[0] if column != target]
+    text = read_utf8(Path(path)).removeprefix("\ufeff")  # Excel's "CSV UTF-8" starts with a byte order mark
+    reader = csv.reader(io.StringIO(text))
+    rows = [(reader.line_num, row) for row in reader if row]  # line_num: the row's number; blank lines skipped
+    if not rows:
+        raise ConfigError(f"{path} is empty: it needs a header row naming the columns, then one row per sample")
+    header, body = [name.strip() for name in rows[0][1]], rows[1:]
+    if target not in header:
+        hint = " (its columns seem separated by ';': save it with commas)" if len(header) == 1 and ";" in header[0] else ""
+        raise ConfigError(f"{path} has no column {target!r}{hint}: set data.init_args.target to one of {', '.join(header)}")
+    if len(set(header)) < len(header):
+        twice = sorted({name for name in header if header.count(name) > 1})
+        raise ConfigError(f"{path}: the header names column(s) {', '.join(map(repr, twice))} more than once: rename them")
+    if not body:
+        raise ConfigError(f"{path} has a header but no rows of data")
+    return header, body
+
+
+def cell_value(path: str, text: str, column: str, row: int) -> float:
+    """A CSV cell as a finite float, or a ConfigError naming the file, column and row."""
+    where = f"{path}, column {column!r}, row {row}"
+    if not text.strip():
+        raise ConfigError(f"{where}: the cell is empty: fill it in or delete the row")
     try:
-        x = torch.tensor([[float(row[column]) for column in features] for row in rows], dtype=torch.float64)
-    except ValueError as error:
-        raise ConfigError(f"{path}: every column except the target must be numeric ({error})") from error
-    if task == "regression":
-        y = torch.tensor([float(row[target]) for row in rows], dtype=torch.float64)
-    else:
-        classes = sorted({row[target] for row in rows})
-        y = torch.tensor([classes.index(row[target]) for row in rows])
-    return x, y
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{where}: {text!r} is not a number: features (and a regression target) must be numbers") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: {text.strip()} is not a finite number: replace it or delete the row")
+    return value
 
 
 class TabularDataModule(L.LightningDataModule):
@@ -123,8 +176,8 @@ class TabularDataModule(L.LightningDataModule):
         n_classes: int = 3,  # synthetic multiclass: number of classes
         data_seed: int = 0,  # synthetic: seed of the design, true parameters and noise
         standardize: bool = True,  # features to mean 0, std 1 on the training split (false: keep a synthetic design's spectrum)
-        val_size: int | float = 0.2,  # validation samples: a fraction below 1, or a count
-        test_size: int | float = 0.2,  # test samples: a fraction below 1, or a count
+        val_size: int | float = 0.2,  # validation samples: a fraction below 1 (e.g. 0.2), or a count (e.g. 100)
+        test_size: int | float = 0.2,  # test samples: a fraction below 1, or a count (0: no test split)
         split_seed: int = 0,  # seed of the train/validation/test split
         batch_size: int = 64,  # training mini-batch size
         full_batch: bool = False,  # true: each step uses the whole training set (SGD becomes gradient descent)
@@ -134,6 +187,14 @@ class TabularDataModule(L.LightningDataModule):
             raise ConfigError(f"unknown source {source!r}: choose one of {', '.join(SOURCES)}")
         if task not in TASKS:
             raise ConfigError(f"unknown task {task!r}: choose one of {', '.join(TASKS)}")
+        check_holdout("val_size", val_size)
+        check_holdout("test_size", test_size, minimum=0)  # 0: no test split
+        check_whole_numbers(batch_size=batch_size)
+        if source == "synthetic":
+            check_whole_numbers(n_samples=n_samples, n_features=n_features)
+            check_whole_numbers(minimum=2, n_classes=n_classes)
+            if not noise >= 0:
+                raise ConfigError(f"noise {noise}: give a standard deviation >= 0 (e.g. 0.1)")
         self.save_hyperparameters()
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.truth: dict[str, torch.Tensor] = {}  # synthetic: the true weight and bias
@@ -173,10 +234,10 @@ class TabularDataModule(L.LightningDataModule):
             draw = lambda n, seed: synthetic(self.task, n, hp.n_features, hp.condition_number,  # noqa: E731
                                              hp.noise, hp.n_classes, seed)
             x, y, self.truth = draw(hp.n_samples, hp.data_seed)
-            count = lambda size: round(size * hp.n_samples) if size < 1 else int(size)  # noqa: E731
+            n_val = holdout_size("val_size", hp.val_size, hp.n_samples)  # fractions are of n_samples
+            n_test = holdout_size("test_size", hp.test_size, hp.n_samples, minimum=0)
             # validation and test: fresh samples from the same distribution (same design spectrum and truth)
-            x_out, y_out = self.fresh_samples(x, count(hp.val_size) + count(hp.test_size))
-            n_val = count(hp.val_size)
+            x_out, y_out = self.fresh_samples(x, n_val + n_test)
             self.raw = ((x, y), (x_out[:n_val], y_out[:n_val]), (x_out[n_val:], y_out[n_val:]))
             return self.raw
         x, y = load_sklearn(hp.source) if hp.source in SKLEARN_DATASETS else load_csv(hp.csv_path, hp.target, hp.task)
@@ -184,9 +245,13 @@ class TabularDataModule(L.LightningDataModule):
             self.csv_classes = int(y.max()) + 1
             if self.task == "binary" and self.csv_classes != 2:
                 raise ConfigError(f"{hp.csv_path}: column {hp.target!r} has {self.csv_classes} classes: use task: multiclass")
-        rest, test = split_indices(len(y), hp.test_size, hp.split_seed)
-        val_size = hp.val_size if hp.val_size >= 1 else round(hp.val_size * len(y))
-        train, val = rest[val_size:], rest[:val_size]
+        rest, test = split_indices(len(y), hp.test_size, hp.split_seed, "test_size", minimum=0)
+        n_val = holdout_size("val_size", hp.val_size, len(y))  # a fraction of all the samples, like test_size
+        if len(rest) - n_val < 2:  # the standard deviation of the training features needs two samples
+            raise ConfigError(f"val_size {hp.val_size} and test_size {hp.test_size} hold out {n_val} + {len(test)} of "
+                              f"the {len(y)} samples, leaving {max(0, len(rest) - n_val)} to train on: make them "
+                              "smaller (e.g. 0.2 and 0.2)")
+        train, val = rest[n_val:], rest[:n_val]
         self.raw = ((x[train], y[train]), (x[val], y[val]), (x[test], y[test]))
         return self.raw
 
@@ -214,7 +279,10 @@ class TabularDataModule(L.LightningDataModule):
         mean, std = torch.zeros(()), torch.ones(())
         if self.hparams.standardize:  # statistics of the training split only
             mean = splits["train"][0].mean(dim=0)
-            std = splits["train"][0].std(dim=0).clamp(min=1e-12)
+            std = splits["train"][0].std(dim=0)
+            # A column constant on the training split (a pixel always blank in digits) is only centred:
+            # dividing by its zero spread would blow any other value in validation or test up to 1e12.
+            std = torch.where(std > 1e-12, std, torch.ones_like(std))
         for name, (x, y) in splits.items():
             y = y.to(dtype) if self.task == "regression" else y
             self.splits[name] = (((x - mean) / std).to(device, dtype), y.to(device))
@@ -222,7 +290,7 @@ class TabularDataModule(L.LightningDataModule):
 
     def batches(self, split: str, training: bool = False) -> DeviceBatches:
         full = not training or self.hparams.full_batch
-        batch_size = len(self.splits[split][1]) if full else self.hparams.batch_size
+        batch_size = max(1, len(self.splits[split][1])) if full else self.hparams.batch_size  # test_size 0: empty
         return device_batches(self, self.splits[split], batch_size, training=training and not full)
 
     def train_dataloader(self):

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from ..data import DeviceBatches, data_device, device_batches, split_indices
+from ..data import DeviceBatches, check_holdout, check_whole_numbers, data_device, device_batches, split_indices
 from ..module import CourseModule, OptimizerFactory, ScheduleFactory
 from ..nets.cnn import SmallCNN
 from ..nets.mlp import MLP
@@ -77,11 +77,11 @@ def missing_message(name: str, dataset_class, data_dir: str, error: Exception) -
         folder = Path(data_dir) / dataset_class.base_folder
         files = [file for file, _ in dataset_class.train_list + dataset_class.test_list]
     return (
-        f"could not load {name} ({error}).\n"
-        f"  With internet access, keep data.download: true and run again to download it.\n"
-        f"  Offline, copy these files from a machine that has them into {folder}/: {', '.join(files)}"
+        f"could not load {name} ({error}). "
+        f"With internet access, keep data.download: true and run again to download it. "
+        f"Offline, copy these files from a machine that has them into {folder}/: {', '.join(files)}"
         + (f" (from {dataset_class.url})" if hasattr(dataset_class, "url") else "")
-        + ".\n  Or train on dataset: digits, which ships with scikit-learn and needs no download."
+        + ". Or train on dataset: digits, which ships with scikit-learn and needs no download."
     )
 
 
@@ -122,7 +122,12 @@ class VisionDataModule(L.LightningDataModule):
         flip: bool = True,  # mirror training images left-right when augmenting (not for digits!)
     ):
         super().__init__()
-        lookup(DATASETS, dataset, "dataset")
+        (_, height, width), _ = lookup(DATASETS, dataset, "dataset")
+        check_holdout("val_size", val_size)
+        check_whole_numbers(batch_size=batch_size, eval_batch_size=eval_batch_size)
+        if augment and not 0 <= crop_padding < min(height, width):
+            raise ConfigError(f"crop_padding {crop_padding}: give a number of pixels from 0 to {min(height, width) - 1} "
+                              f"for the {height}x{width} images of {dataset}")
         self.save_hyperparameters()
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -144,7 +149,7 @@ class VisionDataModule(L.LightningDataModule):
         hp = self.hparams
         data = load_images(hp.dataset, hp.data_dir, download=False)
         train_images, train_labels = data["train"]
-        train, val = split_indices(len(train_labels), hp.val_size, hp.split_seed)
+        train, val = split_indices(len(train_labels), hp.val_size, hp.split_seed, "val_size")
         device = data_device(self)
         self.splits = {
             "train": (train_images[train].to(device), train_labels[train].to(device)),
