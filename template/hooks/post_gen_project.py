@@ -1,17 +1,39 @@
-"""Tidy the generated project: drop the problem families the team did not choose, then print
-the next steps.
+"""Tidy the generated project: drop the problem families the team did not choose, link the
+project to the template for later updates (.cruft.json), then print the next steps.
 
 Each family is one cohesive unit: `src/<package>/problems/<family>.py`, `configs/<family>*.yaml`,
 `configs/sweeps/<family>*.yaml` and `tests/test_<family>.py`, plus the nets in
 `src/<package>/nets/` that only it uses.
+
+Only files that this run created are ever deleted. The pre-generation hook writes down the files
+the folder held before (none for a new project), so a file of the team's own, such as
+`src/<package>/nets/mynet.py` or `configs/vision_mine.yaml`, is never touched, even when
+cookiecutter is run again over the project.
 """
 
+import json
 import shutil
+import subprocess
 from pathlib import Path
 
-PACKAGE = "{{ cookiecutter.package_name }}"
-CHOSEN = "{{ cookiecutter.problem_family }}"
-LICENSE = "{{ cookiecutter.license }}"
+PACKAGE = {{ cookiecutter.package_name|tojson }}
+CHOSEN = {{ cookiecutter.problem_family|tojson }}
+LICENSE = {{ cookiecutter.license|tojson }}
+# What cookiecutter tells about the template: the folder it read it from (absolute, or relative
+# to where cookiecutter was started) and the git branch or tag asked for, if any.
+TEMPLATE_FOLDER = {{ (cookiecutter.get("_repo_dir") or "")|tojson }}
+CHECKOUT = {{ (cookiecutter.get("_checkout") or "")|tojson }}
+# cruft (`cruft create`, `cruft update`) writes .cruft.json itself, and renders the template in
+# temporary folders to compute an update: then this hook stays quiet.
+RUN_BY_CRUFT = {{ "_commit" in cookiecutter }}
+# Every answer, as cookiecutter rendered it (the json.dumps form is a valid Python string).
+ANSWERS = {
+{%- for key, value in cookiecutter.items() if not key.startswith("_") %}
+    {{ key|tojson }}: {{ value|tojson }},
+{%- endfor %}
+}
+# Written by the pre-generation hook: the files the folder held before this run.
+EXISTING = ".files-before-generation.json"
 
 # The nets (files in src/<package>/nets/) each family needs.
 FAMILY_NETS = {
@@ -23,29 +45,102 @@ FAMILY_NETS = {
 }
 
 
-def prune_families(root: Path, keep: set[str]) -> None:
-    """Delete every file of the families not in `keep`, and the nets no kept family uses."""
+def existing_files(root: Path) -> set[str]:
+    """The files (paths relative to `root`) the folder held before this run; forgets the list."""
+    record = root / EXISTING
+    if not record.exists():
+        return set()
+    names = set(json.loads(record.read_text()))
+    record.unlink()
+    return names
+
+
+def unwanted_files(root: Path, keep: set[str]) -> list[Path]:
+    """Every file of the families not in `keep`, and the nets no kept family uses."""
     package = root / "src" / PACKAGE
+    unwanted = []
     for family in set(FAMILY_NETS) - keep:
-        doomed = [package / "problems" / f"{family}.py"]
-        doomed += root.glob(f"configs/{family}*.yaml")
-        doomed += root.glob(f"configs/sweeps/{family}*.yaml")
-        doomed += root.glob(f"tests/test_{family}*.py")
-        for path in doomed:
-            path.unlink(missing_ok=True)
+        unwanted.append(package / "problems" / f"{family}.py")
+        unwanted += root.glob(f"configs/{family}*.yaml")
+        unwanted += root.glob(f"configs/sweeps/{family}*.yaml")
+        unwanted += root.glob(f"tests/test_{family}*.py")
     needed = set().union(*(FAMILY_NETS[family] for family in keep))
-    for net in (package / "nets").glob("*.py"):
-        if net.stem != "__init__" and net.stem not in needed:
-            net.unlink()
+    unwanted += [net for net in (package / "nets").glob("*.py") if net.stem != "__init__" and net.stem not in needed]
+    return unwanted
+
+
+def prune_families(root: Path, keep: set[str], existing: set[str]) -> None:
+    """Delete the unwanted files that this run created (never one in `existing`)."""
+    for path in unwanted_files(root, keep):
+        if path.relative_to(root).as_posix() not in existing:
+            path.unlink(missing_ok=True)
+
+
+def git(folder: Path, *args: str) -> str | None:
+    """What `git -C <folder> <args>` prints, or None when it fails (no git, not a repository)."""
+    try:
+        result = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True)
+    except OSError:
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def template_source() -> tuple[str, str, str] | None:
+    """Where cruft finds this template again: (repository, commit, folder of cookiecutter.json in
+    it). None when cookiecutter gave a relative folder or the template is not a git checkout."""
+    folder = Path(TEMPLATE_FOLDER)
+    if not folder.is_absolute():
+        return None  # relative to a folder this hook does not know (cookiecutter . --directory template)
+    top, commit = git(folder, "rev-parse", "--show-toplevel"), git(folder, "rev-parse", "HEAD")
+    if not top or not commit or not git(folder, "ls-files", "cookiecutter.json"):
+        return None  # not in git, or not committed there
+    # The repository the template was cloned from (GitHub), else the local one itself.
+    repository = git(Path(top), "remote", "get-url", "origin") or top
+    inside = folder.resolve().relative_to(Path(top).resolve()).as_posix()
+    return repository, commit, "" if inside == "." else inside
+
+
+def link_to_template(root: Path) -> bool:
+    """Write .cruft.json, what `cruft update` needs to bring later template changes: the template's
+    repository, its commit and the answers. False when the template's repository is unknown."""
+    if (root / ".cruft.json").exists():
+        return True  # already linked: keep the commit it records
+    source = template_source()
+    if source is None:
+        return False
+    repository, commit, inside = source
+    state = {
+        "template": repository,
+        "commit": commit,
+        "checkout": CHECKOUT or None,
+        "context": {"cookiecutter": {**ANSWERS, "_template": repository, "_commit": commit}},
+        "directory": inside or None,
+    }
+    (root / ".cruft.json").write_text(json.dumps(state, indent=2, ensure_ascii=False) + "\n")
+    return True
 
 
 def main() -> None:
     root = Path.cwd()
+    existing = existing_files(root)
     keep = set(FAMILY_NETS) if CHOSEN == "all" else {CHOSEN}
-    prune_families(root, keep)
-    if LICENSE == "none":
-        (root / "LICENSE").unlink()
+    prune_families(root, keep, existing)
+    if LICENSE == "none" and "LICENSE" not in existing:
+        (root / "LICENSE").unlink(missing_ok=True)
     shutil.rmtree(root / "__pycache__", ignore_errors=True)
+    if RUN_BY_CRUFT:
+        return
+    linked = link_to_template(root)
+    if existing:
+        print(
+            f"""
+{root} already held a project. Files of your own are kept, but cookiecutter -f wrote the
+template's version of its files (README.md, report.md, ...) over yours, unless -s was given.
+`git diff` shows what changed; `git checkout -- <file>` takes a file back. To bring template
+changes into a project, run `uvx cruft update` in it instead (README.md, Getting template updates).
+"""
+        )
+        return
     print(
         f"""
 Your project is ready in {root}
@@ -57,12 +152,15 @@ Next steps (from that folder):
   4. Look at runs:   uv run tensorboard --logdir runs
   5. Share it:       git init && git add . && git commit -m "Start from the course template"
                      then push to https://github.com/{{ cookiecutter.github_owner }}/{{ cookiecutter.project_slug }}
+  6. Later, get template updates (after a commit): uvx cruft update
 
 README.md shows more (another optimizer, a schedule, resuming, repeating a run); docs/extending.md
 shows how to add your own optimizer, schedule, net, dataset or problem family. Without uv:
 pip install -e ".[dev]" in a virtual environment, then the same commands without "uv run".
 """
     )
+    if not linked:
+        print("Not linked to the template for updates (no .cruft.json): the template's README.md, Updating a project, says how.")
 
 
 if __name__ == "__main__":
