@@ -149,7 +149,7 @@ def test_hparams_tab_shows_the_settings_and_results_not_internals(in_tmp):
     assert settings["optimizer"].string_value == "AdamW" and settings["optimizer.lr"].number_value == 1e-3
     assert {"seed", "trainer.max_epochs", "run", "result: best val/loss"} <= set(settings)
     assert settings["result: best val/loss"].number_value == pytest.approx(min(e.value for e in events.Scalars("val/loss")))
-    assert not settings["result: diverged"].bool_value
+    assert settings["result: diverged"].number_value == 0  # (torch writes a bool as a number)
     assert "optimizer.betas" not in settings  # AdamW's own default: noise in a comparison
     assert not [key for key in settings if key.startswith("_") or key in ("data_dir", "foreach", "optimizer.fused")]
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment

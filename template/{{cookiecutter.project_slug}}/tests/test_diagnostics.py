@@ -7,11 +7,16 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from conftest import QUIET, run
+from conftest import CONFIGS, QUIET, run
 from lightning.pytorch.callbacks import WeightAveraging
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from {{ cookiecutter.package_name }}.callbacks import OptimizerModes, noise_scale_parts, top_hessian_eigenvalue
+from {{ cookiecutter.package_name }}.callbacks import (
+    Diagnostics,
+    OptimizerModes,
+    noise_scale_parts,
+    top_hessian_eigenvalue,
+)
 from {{ cookiecutter.package_name }}.optim import OPTIMIZERS
 
 SHORT = ["--trainer.max_steps", "3", "--trainer.log_every_n_steps", "1", "--trainer.limit_val_batches", "0",
@@ -90,6 +95,60 @@ def test_divergence_ends_cleanly_and_keeps_the_last_finite_checkpoint(in_tmp, ca
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False, map_location="cpu")
     assert last["global_step"] > 0
     assert all(torch.isfinite(value).all() for value in last["state_dict"].values() if value.is_floating_point())
+
+
+class BlowUp(L.Callback):
+    """Draws the weights anew, about a million times too large, before the second step: a loss that
+    explodes early, between two logged steps. With a learning rate of 1e-30 they stay so."""
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if trainer.global_step == 1:
+            with torch.no_grad():
+                for parameter in module.parameters():
+                    parameter.normal_(0.0, 1e6)
+
+
+def test_an_early_explosion_is_measured_against_the_first_step(in_tmp, capsys):
+    blow_up = "[{class_path: test_diagnostics.BlowUp}]"
+    result = run("fit", "--trainer.callbacks", blow_up, "--optimizer.lr", "1e-30", "--trainer.max_steps", "12",
+                 "--trainer.log_every_n_steps", "5", "--trainer.logger", "false", *QUIET)
+    assert result is None
+    message = capsys.readouterr().err
+    # Caught by the first logged step after it (step 5), or an epoch's end before: a loss far above
+    # the one at step 0 (or not a number, where the net overflows). Measured from step 5, it looked fine.
+    assert int(re.search(r"Diverged: the loss diverged by step (\d+) \(loss ", message).group(1)) <= 5
+
+
+def test_the_first_step_loss_is_kept_across_a_resume():
+    diagnostics = Diagnostics()
+    diagnostics.first_loss = 2.3
+    resumed = Diagnostics()
+    resumed.load_state_dict(diagnostics.state_dict())
+    assert resumed.first_loss == 2.3
+
+
+@pytest.mark.skipif(not (CONFIGS / "vision.yaml").is_file(), reason="the lecture's run is on the vision family")
+@pytest.mark.parametrize("optimizer", [["--optimizer.lr", "10"], ["--optimizer", "sgd", "--optimizer.lr", "10"]],
+                         ids=["momentum", "plain"])
+def test_sgd_at_learning_rate_10_diverges_before_any_checkpoint(optimizer, in_tmp, capsys):
+    # The lecture's run. With momentum the loss is 2.3 at step 0, 4.7e7 at step 9, then falls back
+    # to about 2.3 (a dead network, at chance): measured from a later step, it looked fine.
+    result = run("fit", "--config", str(CONFIGS / "vision.yaml"), *optimizer, "--trainer.max_epochs", "2", *QUIET)
+    assert result is None  # train.py exits with status 0
+    out, err = capsys.readouterr()
+    step = int(re.search(r"Diverged: the loss diverged by step (\d+) ", err).group(1))
+    assert step <= 20 and "it had saved no checkpoint yet" in err  # before the first validation (step 21)
+    run_dir = next((in_tmp / "runs").glob("*/*/config.yaml")).parent
+    assert not list(run_dir.glob("checkpoints/*.ckpt"))
+    assert scalar(run_dir, "diverged") == [1.0]
+    assert "DIVERGED" in out and "(config.yaml, no checkpoint, " in out  # the summary, printed and in HParams
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    start = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    settings = plugin_data_pb2.HParamsPluginData.FromString(start).session_start_info.hparams
+    assert settings["result: diverged"].number_value == 1  # (torch writes a bool as a number)
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))

@@ -16,6 +16,7 @@ import inspect
 import math
 import re
 import time
+from pathlib import Path
 
 from lightning.pytorch import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -35,7 +36,9 @@ def is_better(metric: str, new: float, old: float) -> bool:
 
 def metrics_table(best: dict[str, float], final: dict[str, float]) -> list[str]:
     """Lines of a small table: one metric a row, its best and final value (4 significant digits)."""
-    rows = [("metric", "best", "final")] + [(name, f"{best[name]:.4g}", f"{final[name]:.4g}") for name in sorted(final)]
+    # (no best value when every value was nan)
+    rows = [("metric", "best", "final")]
+    rows += [(name, f"{best.get(name, math.nan):.4g}", f"{final[name]:.4g}") for name in sorted(final)]
     widths = [max(len(row[column]) for row in rows) + 2 for column in range(2)]
     return [f"  {name:<{widths[0]}}{best_value:<{widths[1]}}{final_value}" for name, best_value, final_value in rows]
 
@@ -81,12 +84,16 @@ class RunSummary(Callback):
             self.layout_written = True
 
     def on_exception(self, trainer, pl_module, exception):
+        # Lightning calls no teardown after an exception: a run that diverged or was interrupted
+        # (Ctrl+C) reports here, after the progress bar's on_exception. Other errors report nothing.
         self.exception = exception
+        if trainer.state.fn == "fit" and isinstance(exception, (Diverged, KeyboardInterrupt)):
+            self.report(trainer, diverged=isinstance(exception, Diverged), interrupted=True)
 
     def teardown(self, trainer, pl_module, stage):
         # After the progress bar has finished drawing, so the table is the last thing printed.
-        if stage == "fit" and (self.exception is None or isinstance(self.exception, (Diverged, KeyboardInterrupt))):
-            self.report(trainer, diverged=isinstance(self.exception, Diverged), interrupted=self.exception is not None)
+        if stage == "fit" and self.exception is None:
+            self.report(trainer, diverged=False)
 
     def on_test_end(self, trainer, pl_module):
         if not trainer.is_global_zero:
@@ -112,7 +119,8 @@ class RunSummary(Callback):
                  f"{seconds:.1f} s, {outcome}"]
         if self.final:
             lines += metrics_table(self.best, self.final)
-        lines.append(f"Saved in {where} (config.yaml, checkpoints/, TensorBoard events)")
+        saved = "checkpoints/" if (Path(where) / "checkpoints").is_dir() else "no checkpoint"  # none: diverged early
+        lines.append(f"Saved in {where} (config.yaml, {saved}, TensorBoard events)")
         if self.hint:
             lines.append(self.hint)
         print("\n".join(lines))
