@@ -32,14 +32,6 @@ PROJECT_TEMPLATE = TEMPLATE / "{{cookiecutter.project_slug}}"
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$")  # owner/action@<full commit hash>
 
 
-@pytest.fixture(autouse=True)
-def isolated_cookiecutter(tmp_path, monkeypatch):
-    """Keep cookiecutter's clones and replay files out of the home folder."""
-    config = tmp_path / "cookiecutter-config.yaml"
-    config.write_text(f"cookiecutters_dir: {tmp_path / 'cookiecutters'}\nreplay_dir: {tmp_path / 'replay'}\n")
-    monkeypatch.setenv("COOKIECUTTER_CONFIG", str(config))
-
-
 def bake(tmp_path: Path, **answers) -> Path:
     """Generate an `objective` project (the fastest) with `answers` and return its folder."""
     answers = {"problem_family": "objective", **answers}

@@ -24,14 +24,6 @@ LONGEST_FIRST = sorted(FAMILIES, key=lambda family: family != "all")  # so that 
 UNRENDERED = re.compile(r"(?<!\$)\{\{|\{%|\{#")  # GitHub workflows' ${{ }} is theirs, not Jinja's
 
 
-@pytest.fixture(autouse=True)
-def isolated_cookiecutter(tmp_path, monkeypatch):
-    """Keep cookiecutter's clones and replay files out of the home folder."""
-    config = tmp_path / "cookiecutter-config.yaml"
-    config.write_text(f"cookiecutters_dir: {tmp_path / 'cookiecutters'}\nreplay_dir: {tmp_path / 'replay'}\n")
-    monkeypatch.setenv("COOKIECUTTER_CONFIG", str(config))
-
-
 def bake(tmp_path: Path, **answers) -> Path:
     """Generate a project with `answers` (the rest default) and return its folder."""
     return Path(cookiecutter(str(REPO), no_input=True, output_dir=str(tmp_path / "out"), extra_context=answers))

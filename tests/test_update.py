@@ -28,14 +28,6 @@ TEAM_FILES = {
 ANSWERS = {"project_name": "Team Study", "problem_family": "objective"}  # objective: the fastest bake
 
 
-@pytest.fixture(autouse=True)
-def isolated_cookiecutter(tmp_path, monkeypatch):
-    """Keep cookiecutter's clones and replay files out of the home folder."""
-    config = tmp_path / "cookiecutter-config.yaml"
-    config.write_text(f"cookiecutters_dir: {tmp_path / 'cookiecutters'}\nreplay_dir: {tmp_path / 'replay'}\n")
-    monkeypatch.setenv("COOKIECUTTER_CONFIG", str(config))
-
-
 def git(folder: Path, *args: str) -> str:
     """Run git in `folder` (with a name for commits) and return what it prints."""
     command = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.edu", "-c", "commit.gpgsign=false", *args]
