@@ -41,6 +41,14 @@ def run_one_batch(config: Path, *args: str):
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
+def fails_with(message: str, capsys, *args: str) -> None:
+    """Run train.py with `args` (quietly) and check it ends with exit status 2 and `message`."""
+    with pytest.raises(SystemExit) as exit_info:
+        run(*args, *QUIET)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
 @pytest.fixture
 def in_tmp(tmp_path, monkeypatch) -> Path:
     """Run in an empty folder, so runs/ and data/ are written there."""

@@ -6,7 +6,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import yaml
-from conftest import CONFIGS, QUIET, run
+from conftest import CONFIGS, QUIET, fails_with, run
 
 TWO_FAMILIES = pytest.mark.skipif(
     not ((CONFIGS / "tabular.yaml").exists() and (CONFIGS / "vision.yaml").exists()),
@@ -27,14 +27,6 @@ def snapshot(run_dir: Path) -> dict[str, bytes]:
     """The bytes of a run's config.yaml and checkpoints, to check that a command left them alone."""
     files = [run_dir / "config.yaml", *sorted((run_dir / "checkpoints").glob("*.ckpt"))]
     return {path.name: path.read_bytes() for path in files}
-
-
-def fails_with(message: str, capsys, *args: str) -> None:
-    """Run train.py with `args` and check it ends with exit status 2 and `message`."""
-    with pytest.raises(SystemExit) as exit_info:
-        run(*args, *QUIET)
-    assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
 
 
 def test_a_resume_that_changes_the_run_stops_and_leaves_the_run_as_it_was(in_tmp, capsys):

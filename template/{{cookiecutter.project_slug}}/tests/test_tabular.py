@@ -4,7 +4,7 @@ and every config."""
 import lightning as L
 import pytest
 import torch
-from conftest import CONFIGS, QUIET, run, run_one_batch
+from conftest import CONFIGS, fails_with, run_one_batch
 
 from {{ cookiecutter.package_name }}.optim import make_optimizer
 from {{ cookiecutter.package_name }}.problems.tabular import SKLEARN_DATASETS, TabularDataModule, TabularModel, data_loss
@@ -175,11 +175,9 @@ def test_csv_regression_target_must_be_finite_and_files_must_be_utf8(in_tmp):
 def test_nan_in_a_csv_ends_the_command_with_one_line(in_tmp, capsys):
     # It once ended in "RuntimeError: false INTERNAL ASSERT FAILED" (linear model) or "Diverged" (MLP).
     (in_tmp / "plants.csv").write_text("height,target\n" + "".join(f"{i},{i % 2}\n" for i in range(20)) + "nan,1\n")
-    with pytest.raises(SystemExit) as exit:
-        run("fit", "--config", str(CONFIGS / "tabular.yaml"), "--data.init_args.source", "csv",
-            "--data.init_args.csv_path", "plants.csv", *QUIET)
-    assert exit.value.code == 2
-    assert "error: plants.csv, column 'height', row 22: nan is not a finite number" in capsys.readouterr().err
+    fails_with("error: plants.csv, column 'height', row 22: nan is not a finite number", capsys,
+               "fit", "--config", str(CONFIGS / "tabular.yaml"), "--data.init_args.source", "csv",
+               "--data.init_args.csv_path", "plants.csv")
 
 
 @pytest.mark.parametrize("args, message", [

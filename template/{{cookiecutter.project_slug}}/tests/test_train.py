@@ -12,7 +12,7 @@ import lightning as L
 import pytest
 import torch
 import yaml
-from conftest import CONFIGS, EXPERIMENTS, PRESETS, QUIET, ROOT, needs_gpu, run
+from conftest import CONFIGS, EXPERIMENTS, PRESETS, QUIET, ROOT, fails_with, needs_gpu, run
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from {{ cookiecutter.package_name }}.cli import fall_back_to_fp16
@@ -180,8 +180,5 @@ def test_bf16_falls_back_to_fp16_on_gpus_without_it(monkeypatch):
 )
 def test_bad_input_ends_with_a_clear_message(args, message, in_tmp, capsys):
     (in_tmp / "broken.ckpt").write_bytes(b"cut short")
-    with pytest.raises(SystemExit) as exit_info:
-        run("fit", *args, *QUIET)
-    assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+    fails_with(message, capsys, "fit", *args)
     assert not (in_tmp / "runs").exists() or not list((in_tmp / "runs").rglob("*.ckpt"))

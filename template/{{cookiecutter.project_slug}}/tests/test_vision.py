@@ -12,7 +12,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from conftest import CONFIGS, QUIET, run, run_one_batch
+from conftest import CONFIGS, QUIET, fails_with, run, run_one_batch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from {{ cookiecutter.package_name }}.nets.cnn import SmallCNN
@@ -212,10 +212,8 @@ def test_lecture_sgd_at_learning_rate_10_ends_cleanly(in_tmp, capsys):
 
 def test_a_float_val_size_above_1_is_refused_in_one_line(in_tmp, capsys):
     # 1.5 was once read as a count: training and validating on one image, with val/acc = 1.000.
-    with pytest.raises(SystemExit) as exit:
-        run("fit", "--data.init_args.val_size", "1.5", *QUIET)
-    assert exit.value.code == 2
-    assert "error: val_size 1.5: give a fraction below 1 (e.g. 0.1) or a whole number" in capsys.readouterr().err
+    fails_with("error: val_size 1.5: give a fraction below 1 (e.g. 0.1) or a whole number", capsys,
+               "fit", "--data.init_args.val_size", "1.5")
 
 
 @pytest.mark.parametrize("args, message", [
