@@ -29,6 +29,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.data import extract_batch_size
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from .module import writes_logs
 from .registry import ConfigError
 
 
@@ -42,12 +43,6 @@ def batch_size_of(batch) -> int:
         return extract_batch_size(batch)
     except Exception:  # Lightning finds no tensor with a batch dimension in it
         return 0
-
-
-def writes_logs(trainer) -> bool:
-    """Whether this training step's metrics go to the loggers (as CourseModule.writes_logs): then
-    its loss is on the host anyway, and checking it costs nothing more."""
-    return bool(trainer.fast_dev_run) or trainer._logger_connector.should_update_logs
 
 
 def global_norm(tensors) -> torch.Tensor:

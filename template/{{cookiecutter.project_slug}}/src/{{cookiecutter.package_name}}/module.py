@@ -66,10 +66,9 @@ class CourseModule(L.LightningModule):
                 hparams[key] = factory_spec(hparams[key])
 
     def writes_logs(self) -> bool:
-        """Whether this training step's metrics reach the logger (every trainer.log_every_n_steps
-        steps, as Lightning decides; every step of a fast_dev_run): compute and log per-step
-        measures only then. A run shorter than log_every_n_steps logs no training step."""
-        return bool(self.trainer.fast_dev_run) or self.trainer._logger_connector.should_update_logs
+        """Whether this training step's metrics reach the logger: compute and log per-step
+        measures only then (see the function writes_logs below)."""
+        return writes_logs(self.trainer)
 
     def log_step(self, name: str, value, prog_bar: bool = False) -> None:
         """Log a training metric of this step, on the steps that write logs; nothing on the others.
@@ -103,3 +102,10 @@ class CourseModule(L.LightningModule):
     def on_train_batch_start(self, batch, batch_idx):
         # A Python float read from the optimizer: logging it costs no device synchronisation.
         self.log_step("opt/lr", self.optimizers().param_groups[0]["lr"])
+
+
+def writes_logs(trainer) -> bool:
+    """Whether the trainer's current training step writes its metrics to the loggers: every
+    trainer.log_every_n_steps steps, as Lightning decides, and every step of a fast_dev_run.
+    A run shorter than log_every_n_steps logs no training step."""
+    return bool(trainer.fast_dev_run) or trainer._logger_connector.should_update_logs
