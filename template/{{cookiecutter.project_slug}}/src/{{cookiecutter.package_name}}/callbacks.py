@@ -120,6 +120,7 @@ class Diagnostics(Callback):
         self.first_loss = None  # the fresh model's loss (at the first step): the reference for divergence
         self.last_loss = None  # the latest training loss, still on the device
         self.peak_loss = None  # the largest |loss| of any step so far, kept on the device (no sync)
+        self.weights_checked_at = None  # the global step of the last check of the weights
         self.timer = None  # (time, global step) at the previous logged step
 
     def due(self, trainer, every: int | None) -> bool:
@@ -164,7 +165,7 @@ class Diagnostics(Callback):
             # A spike between two checks counts too: a running maximum costs no synchronisation.
             peak = self.last_loss.abs()
             self.peak_loss = peak if self.peak_loss is None else torch.maximum(self.peak_loss, peak)
-            if self.first_loss is None or writes_logs(trainer):  # the loss is on the host then anyway
+            if self.first_loss is None or writes_logs(trainer):  # the loss goes to the host then anyway
                 self.check(trainer)
         if self.before_step is not None:  # the step just taken was a logged one
             params = [p.detach() for p in pl_module.parameters() if p.requires_grad]
@@ -220,7 +221,9 @@ class Diagnostics(Callback):
         self.check_loss_and_weights(trainer, pl_module)
 
     def check_loss_and_weights(self, trainer, pl_module) -> None:
-        if self.stop_on_divergence and self.last_loss is not None:  # training has begun
+        # Once per step: a validation at an epoch's end is followed by the epoch end, with no step between.
+        if self.stop_on_divergence and self.last_loss is not None and trainer.global_step != self.weights_checked_at:
+            self.weights_checked_at = trainer.global_step
             params = [p for p in pl_module.parameters() if p.requires_grad]
             self.check(trainer, param_norm=float(global_norm(params)))
 
