@@ -11,6 +11,7 @@ checkpoint (whatever the config file says); an option on the command line that w
 stops the command with a message saying what differs, instead of being silently ignored.
 """
 
+from functools import cache
 from pathlib import Path
 from zipfile import is_zipfile
 
@@ -42,7 +43,15 @@ def check_checkpoint(path: str) -> None:
 
 
 def saved_settings(path: str | Path) -> dict:
-    """The model's and the data's settings a checkpoint was trained with: {"model": {...}, "data": {...}}."""
+    """The model's and the data's settings a checkpoint was trained with: {"model": {...}, "data": {...}}.
+    A command asks for them several times (to choose, check and resume): the file is read once."""
+    stat = Path(path).stat()
+    return read_settings(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@cache
+def read_settings(path: str, modified: int, size: int) -> dict:
+    """saved_settings of the file at `path` as it was when `modified` (ns) with `size` bytes."""
     # mmap: only the few bytes of the settings are read, not the weights.
     checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     return {"model": checkpoint.get("hyper_parameters") or {}, "data": checkpoint.get("datamodule_hyper_parameters") or {}}
