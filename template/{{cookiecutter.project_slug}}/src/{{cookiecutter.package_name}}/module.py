@@ -28,6 +28,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from .optim import as_factory, check_optimizer, check_schedule, factory_spec, make_optimizer, make_schedule, param_groups
+from .registry import ConfigError
 
 # What --optimizer and --scheduler give the module: a class with its arguments, still to be
 # called on the parameters (and, for a schedule, the optimizer and the run's number of steps).
@@ -49,11 +50,22 @@ class CourseModule(L.LightningModule):
         self.schedule_factory = as_factory(scheduler) or make_schedule("constant")
         self.param_group_overrides = param_groups
         self.epoch_sums: dict[str, tuple[torch.Tensor, int]] = {}  # log_epoch_mean's running sums
-        check_optimizer(self.optimizer_factory)
+        stand_in = check_optimizer(self.optimizer_factory)
         check_schedule(self.schedule_factory)
+        if getattr(stand_in, "needs_curvature", False) and type(self).curvature is CourseModule.curvature:
+            raise ConfigError(f"optimizer {type(stand_in).__name__} with this preconditioner needs the Hessian, "
+                              "which only the objective family computes: use preconditioner adagrad or rmsprop "
+                              "(or the optimizers adagrad, rmsprop, adam) here")
+
+    def curvature(self) -> torch.Tensor:
+        """The Hessian of the objective over the flattened parameters, for preconditioned methods
+        (optimizers.PreconditionedGD). Only families that can afford it define it (objective)."""
+        raise ConfigError(f"{type(self).__name__} does not compute the Hessian")
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(param_groups(self, self.param_group_overrides))
+        if getattr(optimizer, "needs_curvature", False):  # a Newton-like method: give it the Hessian
+            optimizer.curvature = self.curvature
         schedule = self.schedule_factory(optimizer, self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 

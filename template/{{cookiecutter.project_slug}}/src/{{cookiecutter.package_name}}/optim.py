@@ -174,21 +174,24 @@ def param_groups(model: nn.Module, overrides: list[dict] | None = None) -> list[
     return [group for group in groups if group["params"]]
 
 
-def check_optimizer(factory) -> None:
+def check_optimizer(factory) -> torch.optim.Optimizer:
     """Build the optimizer once over stand-in parameters, so a bad value (a negative lr, momentum
-    1.5, nesterov without momentum, ...) fails when the model is made, before any data loads."""
+    1.5, nesterov without momentum, ...) fails when the model is made, before any data loads.
+    Returns that stand-in optimizer."""
     stand_ins = [{"name": "matrices", "params": [nn.Parameter(torch.zeros(2, 2))]},
                  {"name": "no_decay", "params": [nn.Parameter(torch.zeros(2))], "weight_decay": 0.0}]
     name = factory_class(factory).__name__
     try:
-        settings = factory(stand_ins).defaults
+        optimizer = factory(stand_ins)
     except (ValueError, TypeError, RuntimeError) as error:
         raise ConfigError(f"optimizer {name}: {error}") from error
+    settings = optimizer.defaults
     # Values that torch.optim accepts but that cannot train.
     if isinstance(settings.get("lr"), (int, float)) and settings["lr"] <= 0:
         raise ConfigError(f"optimizer {name}: lr must be > 0, got {settings['lr']}")
     if isinstance(settings.get("momentum"), (int, float)) and not 0 <= settings["momentum"] < 1:
         raise ConfigError(f"optimizer {name}: momentum must lie in [0, 1), got {settings['momentum']}")
+    return optimizer
 
 
 # Schedules. Each multiplies the optimizer's learning rate by factor(step), where step counts

@@ -582,6 +582,20 @@ class ObjectiveModule(CourseModule):
     def iterate(self) -> torch.Tensor:
         return self.problem.point(self.x)
 
+    def curvature(self) -> torch.Tensor:
+        """The Hessian of the exact objective at the current parameter, as an n x n matrix over its
+        n flattened entries (what Newton-like preconditioned methods use): the quadratics' H, and
+        torch.func.hessian (automatic differentiation) for every other problem."""
+        hessian = getattr(self.problem, "hessian", None)
+        if isinstance(hessian, torch.Tensor) and type(self.problem).point is Problem.point:
+            return hessian
+        n = self.x.numel()
+
+        def objective(flat: torch.Tensor) -> torch.Tensor:
+            return self.problem.value(self.problem.point(flat.view_as(self.x)))
+
+        return torch.func.hessian(objective)(self.x.detach().flatten()).reshape(n, n)
+
     def forward(self) -> torch.Tensor:
         """The current iterate x (what `uv run python train.py predict` returns)."""
         return self.iterate()
