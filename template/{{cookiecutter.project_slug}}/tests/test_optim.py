@@ -1,10 +1,13 @@
 """Tests of the optimizer and schedule factories, and of on-device batching."""
 
+import inspect
+import io
 import math
 
 import lightning as L
 import pytest
 import torch
+from conftest import CONFIGS, fails_with
 from torch import nn
 
 from {{ cookiecutter.package_name }}.data import DeviceBatches, split_indices
@@ -18,7 +21,7 @@ from {{ cookiecutter.package_name }}.optim import (
     make_schedule,
     param_groups,
 )
-from {{ cookiecutter.package_name }}.optimizers import MuonWithAdamW, SGDMomentum, SignSGD
+from {{ cookiecutter.package_name }}.optimizers import MuonWithAdamW, PreconditionedGD, SGDMomentum, SignSGD
 from {{ cookiecutter.package_name }}.registry import ConfigError
 
 
@@ -34,11 +37,18 @@ def build(model: nn.Module, name: str, **arguments) -> torch.optim.Optimizer:
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_every_optimizer_builds_and_reduces_a_loss(name):
-    model = small_model()
+    needs_curvature = getattr(check_optimizer(make_optimizer(name)), "needs_curvature", False)
+    # Newton's method is for convex objectives (an MLP's Hessian is singular): least squares for it
+    model = nn.Linear(4, 1) if needs_curvature else small_model()
     x, y = torch.randn(64, 4), torch.randn(64, 1)
-    optimizer = build(model, name, weight_decay=0.01)  # starting lr
+    takes_weight_decay = "weight_decay" in inspect.signature(make_optimizer(name).func).parameters
+    optimizer = build(model, name, **({"weight_decay": 0.01} if takes_weight_decay else {}))  # starting lr
     if hasattr(optimizer, "train"):  # Schedule-Free
         optimizer.train()
+    if needs_curvature:  # the Hessian of the loss over (weight, bias), as a module's curvature() gives it
+        assert [p.numel() for group in optimizer.param_groups for p in group["params"]] == [4, 1]
+        features = torch.cat([x, torch.ones(64, 1)], dim=1)
+        optimizer.curvature = lambda: 2 * features.T @ features / 64
     losses = []
     for _ in range(20):
         optimizer.zero_grad()
@@ -133,6 +143,123 @@ def test_muon_state_survives_a_checkpoint_round_trip():
                        optimizer.muon.state_dict()["state"][0]["momentum_buffer"])
 
 
+def quadratic(hessian: torch.Tensor, target: torch.Tensor, *shapes):
+    """Parameters of `shapes` and f = 1/2 (z - target)^T H (z - target), z their concatenation."""
+    torch.manual_seed(0)
+    params = [nn.Parameter(torch.randn(shape, dtype=torch.float64)) for shape in shapes]
+
+    def gradient_step(optimizer):
+        optimizer.zero_grad()
+        error = torch.cat([p.flatten() for p in params]) - target
+        (0.5 * error @ hessian @ error).backward()
+        optimizer.step()
+        return torch.cat([p.detach().flatten() for p in params])
+
+    return params, gradient_step
+
+
+def random_hessian(n: int, condition_number: float) -> torch.Tensor:
+    basis, _ = torch.linalg.qr(torch.randn(n, n, dtype=torch.float64))
+    return basis @ torch.diag(torch.logspace(0, -math.log10(condition_number), n, dtype=torch.float64)) @ basis.T
+
+
+def test_newton_solves_a_quadratic_in_one_step_over_every_parameter():
+    torch.manual_seed(1)
+    hessian, target = random_hessian(7, 1e4), torch.randn(7, dtype=torch.float64)
+    params, gradient_step = quadratic(hessian, target, (2, 2), (3,))  # flattened and concatenated: 7 numbers
+    optimizer = PreconditionedGD(params, lr=1.0, preconditioner="newton")
+    assert optimizer.needs_curvature and optimizer.param_groups[0]["damping"] == 0.0
+    with pytest.raises(RuntimeError, match="preconditioner newton needs the Hessian"):
+        gradient_step(optimizer)  # no curvature set
+    optimizer.curvature = lambda: hessian
+    assert torch.allclose(gradient_step(optimizer), target, atol=1e-9)
+    # damping: the step is (H + damping I)^-1 g, here along H's eigenvectors h_i / (h_i + damping) of the error
+    damped = PreconditionedGD(params, lr=1.0, damping=0.5)
+    damped.curvature = lambda: hessian
+    start = torch.cat([p.detach().flatten() for p in params]) + 1.0
+    with torch.no_grad():
+        for p, value in zip(params, start.split([4, 3]), strict=True):
+            p.copy_(value.view_as(p))
+    expected = start - torch.linalg.solve(hessian + 0.5 * torch.eye(7, dtype=torch.float64), hessian @ (start - target))
+    assert torch.allclose(gradient_step(damped), expected, atol=1e-12)
+
+
+def test_diagonal_preconditioner_solves_an_axis_aligned_quadratic_in_one_step():
+    hessian, target = torch.diag(torch.tensor([1.0, 1e-3, 30.0, 0.2], dtype=torch.float64)), torch.ones(4).double()
+    params, gradient_step = quadratic(hessian, target, (4,))
+    optimizer = PreconditionedGD(params, preconditioner="diagonal")
+    optimizer.curvature = lambda: hessian
+    assert torch.allclose(gradient_step(optimizer), target, atol=1e-12)
+    # where H_ii + damping <= 0 it takes a plain gradient step along that coordinate instead
+    indefinite = torch.diag(torch.tensor([2.0, -1.0], dtype=torch.float64))
+    params, gradient_step = quadratic(indefinite, torch.zeros(2).double(), (2,))
+    start = params[0].detach().clone()
+    optimizer = PreconditionedGD(params, lr=0.1, preconditioner="diagonal")
+    optimizer.curvature = lambda: indefinite
+    assert torch.allclose(gradient_step(optimizer), start - 0.1 * torch.tensor([1.0, -1.0]).double() * start)
+
+
+@pytest.mark.parametrize(
+    "settings, reference",
+    [
+        ({"preconditioner": "identity", "lr": 0.1}, lambda p: torch.optim.SGD(p, lr=0.1)),
+        # torch's Adagrad and RMSprop add eps after the square root too: the same formulas
+        ({"preconditioner": "adagrad", "lr": 0.1, "eps": 1e-10}, lambda p: torch.optim.Adagrad(p, lr=0.1, eps=1e-10)),
+        ({"preconditioner": "rmsprop", "lr": 0.01, "beta": 0.9}, lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.9)),
+    ],
+    ids=["identity", "adagrad", "rmsprop"],
+)
+def test_preconditioners_without_hessian_match_torchs_optimizers(settings, reference):
+    mine, theirs = small_model(), small_model()
+    optimizers = [make_optimizer("preconditioned", **settings)(param_groups(mine)), reference(theirs.parameters())]
+    assert not optimizers[0].needs_curvature
+    for _ in range(5):
+        x = torch.randn(8, 4)
+        for model, optimizer in zip([mine, theirs], optimizers, strict=True):
+            optimizer.zero_grad()
+            model(x).square().mean().backward()
+            optimizer.step()
+    for a, b in zip(mine.parameters(), theirs.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("preconditioner", ["adagrad", "rmsprop"])
+def test_preconditioner_state_survives_a_checkpoint_round_trip(preconditioner):
+    models = [small_model(), small_model()]
+    x = torch.randn(8, 4)
+    optimizers = [make_optimizer("preconditioned", preconditioner=preconditioner, lr=0.01)(param_groups(m)) for m in models]
+
+    def step(model, optimizer):
+        optimizer.zero_grad()
+        model(x).square().mean().backward()
+        optimizer.step()
+
+    for _ in range(3):
+        step(models[0], optimizers[0])
+    checkpoint = io.BytesIO()  # as a resumed run does: through a file
+    torch.save({"model": models[0].state_dict(), "optimizer": optimizers[0].state_dict()}, checkpoint)
+    checkpoint.seek(0)
+    saved = torch.load(checkpoint, weights_only=True)
+    models[1].load_state_dict(saved["model"])
+    optimizers[1].load_state_dict(saved["optimizer"])
+    assert optimizers[1].param_groups[0]["preconditioner"] == preconditioner
+    for model, optimizer in zip(models, optimizers, strict=True):
+        step(model, optimizer)
+    for a, b in zip(*(m.parameters() for m in models), strict=True):
+        assert torch.equal(a, b)  # a fresh sum of squares would have taken another step
+
+
+def test_newton_is_refused_where_the_module_has_no_hessian(capsys, in_tmp):
+    with pytest.raises(ConfigError, match="needs the Hessian, which only the objective family computes"):
+        CourseModule(optimizer=make_optimizer("newton"))
+    CourseModule(optimizer=make_optimizer("preconditioned", preconditioner="adagrad"))  # no Hessian needed
+    other = [path for path in sorted(CONFIGS.glob("*.yaml")) if not path.name.startswith("objective")]
+    if not other:
+        pytest.skip("this project has only the objective family, whose module computes the Hessian")
+    fails_with("needs the Hessian", capsys, "fit", "--config", str(other[0]), "--optimizer", "newton")
+    assert not (in_tmp / "data").exists() and not list(in_tmp.glob("runs/*"))  # before data loads or a run starts
+
+
 def test_group_overrides_take_matching_parameters():
     model = small_model()  # 0: Linear (hidden), 1: LayerNorm, 3: Linear (output)
     groups = param_groups(model, overrides=[{"match": "3.*", "lr": 0.5}])
@@ -176,6 +303,10 @@ def test_tied_weights_appear_once():
         ("sgd", {"momentum": 1.5}, r"momentum must lie in \[0, 1\)"),
         ("sgd", {"nesterov": True}, "Nesterov momentum requires a momentum"),
         ("muon", {"adamw_betas": (0.9, 1.2)}, "Invalid beta parameter"),
+        ("preconditioned", {"preconditioner": "bfgs"}, "preconditioner must be one of identity, newton, diagonal"),
+        ("newton", {"damping": -1.0}, "need lr > 0, damping >= 0"),
+        ("newton", {"lr": 0.0}, "need lr > 0, damping >= 0"),
+        ("preconditioned", {"preconditioner": "rmsprop", "beta": 1.0}, r"beta in \[0, 1\)"),
     ],
 )
 def test_bad_optimizer_settings_fail_clearly_when_the_module_is_made(name, arguments, message):

@@ -155,9 +155,16 @@ def optimizer_name(class_path: str, arguments: dict[str, object]) -> str:
     """The --optimizer name of a class and its arguments: SGD -> sgd, momentum or nesterov.
 
     Among the names of optim.OPTIMIZERS with this class, the one whose starting values (other than
-    learning rates) the arguments share most, where sharing means both zero/false or both not
-    (momentum 0.95 is still `momentum`); a class that is not there: its name in lowercase.
+    learning rates) the arguments share most, where sharing means equal for a word (preconditioner
+    newton) and, for a number or a switch, both zero/false or both not (momentum 0.95 is still
+    `momentum`); a class that is not there: its name in lowercase.
     """
+
+    def shares(key: str, start: object) -> bool:
+        if key not in arguments:
+            return False
+        return arguments[key] == start if isinstance(start, str) else bool(arguments[key]) == bool(start)
+
     from .optim import OPTIMIZERS
 
     best, matched = class_name(class_path).lower(), -1
@@ -165,7 +172,7 @@ def optimizer_name(class_path: str, arguments: dict[str, object]) -> str:
         if path != class_path:
             continue
         keys = [key for key in starting if key != "lr" and not key.endswith("_lr")]
-        if all(key in arguments and bool(arguments[key]) == bool(starting[key]) for key in keys) and len(keys) > matched:
+        if all(shares(key, starting[key]) for key in keys) and len(keys) > matched:
             best, matched = name, len(keys)
     return best
 

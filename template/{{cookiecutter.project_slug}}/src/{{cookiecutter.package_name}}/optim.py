@@ -46,7 +46,10 @@ from .registry import ConfigError
 
 # name: (class, starting values used when the command line names the optimizer). The starting
 # learning rates each train the default vision experiment (digits, MLP) to over 90% validation
-# accuracy; tune them for your own problem.
+# accuracy; tune them for your own problem. Except the last two: Newton's method needs the
+# Hessian, which only the objective family computes (elsewhere the model refuses it when it is
+# made), while --optimizer preconditioned --optimizer.preconditioner adagrad --optimizer.lr 0.05
+# (or rmsprop, lr 1e-3) runs in every family.
 OPTIMIZERS = {
     "sgd": ("torch.optim.SGD", {"lr": 0.05}),  # plain (stochastic) gradient descent
     "momentum": ("torch.optim.SGD", {"lr": 0.05, "momentum": 0.9}),  # Polyak's heavy ball
@@ -63,6 +66,10 @@ OPTIMIZERS = {
     "schedulefree_sgd": ("schedulefree.SGDScheduleFree", {"lr": 0.5}),  # use --scheduler constant
     "schedulefree_adamw": ("schedulefree.AdamWScheduleFree", {"lr": 2.5e-3}),
     "sgd_momentum": ("{{ cookiecutter.package_name }}.optimizers.SGDMomentum", {"lr": 0.05}),  # written out by hand
+    # x <- x - lr * P g (see optimizers.py), P chosen by --optimizer.preconditioner: diagonal
+    # (Jacobi, diag(H)^-1), newton ((H + damping I)^-1), identity, adagrad or rmsprop
+    "preconditioned": ("{{ cookiecutter.package_name }}.optimizers.PreconditionedGD", {"lr": 1.0, "preconditioner": "diagonal"}),
+    "newton": ("{{ cookiecutter.package_name }}.optimizers.PreconditionedGD", {"lr": 1.0, "preconditioner": "newton"}),  # lr 1: the full step
 }
 
 # Parameters of these layers never get weight decay: shrinking a norm's gain or an embedding

@@ -6,6 +6,8 @@
   every other parameter, stepped together as one optimizer (Lightning's automatic optimization
   steps exactly one). optim.param_groups decides which parameters go where.
 - SGDMomentum: SGD with momentum written out by hand, the template for an optimizer of your own.
+- PreconditionedGD: x <- x - lr * P g with P from the Hessian (Newton, Jacobi) or from the
+  gradients seen so far (AdaGrad, RMSprop): the lecture's preconditioned gradient methods side by side.
 """
 
 import warnings
@@ -140,3 +142,92 @@ class SGDMomentum(Optimizer):
                 velocity.mul_(group["momentum"]).add_(grad)
                 param.add_(velocity, alpha=-group["lr"])
         return loss
+
+
+class PreconditionedGD(Optimizer):
+    """Preconditioned gradient descent, x <- x - lr * P g, with x all parameters as one vector:
+
+        identity   P = I                              plain gradient descent
+        newton     P = (H + damping I)^-1             Newton's method: lr 1, damping 0 solve a quadratic in one step
+        diagonal   P = diag(H_ii + damping)^-1        Jacobi: exact when H is diagonal
+        adagrad    P = diag(1 / (sqrt(s) + eps))      s <- s + g^2, the sum over every step so far
+        rmsprop    P = diag(1 / (sqrt(v) + eps))      v <- beta v + (1 - beta) g^2, a moving average
+
+    H is the Hessian of the objective over the flattened, concatenated parameters: newton and
+    diagonal call `self.curvature()`, which CourseModule.configure_optimizers sets to the module's
+    `curvature` method. Only the objective family computes it (its only parameter is x, so the
+    vector is x itself); elsewhere the module refuses newton and diagonal when it is made.
+    Newton solves a linear system (no inverse); a singular H gives inf/nan there: add damping.
+    Where H_ii + damping <= 0 (no positive curvature to divide by), diagonal takes a plain
+    gradient step along that coordinate. Each parameter group keeps its own lr; the other
+    settings are the first group's, and a parameter without a gradient counts as a zero gradient.
+    adagrad and rmsprop match torch.optim.Adagrad and RMSprop (beta is RMSprop's alpha) and
+    work in every family.
+
+        uv run python train.py fit --config configs/objective_preconditioned.yaml
+        uv run python train.py fit --config configs/objective_preconditioned.yaml --optimizer.preconditioner diagonal
+        uv run python train.py fit --config configs/objective.yaml --optimizer newton
+    """
+
+    def __init__(self, params, lr: float = 1.0, preconditioner: str = "newton", damping: float = 0.0,
+                 beta: float = 0.99, eps: float = 1e-8):
+        if preconditioner not in PRECONDITIONERS:
+            raise ValueError(f"preconditioner must be one of {', '.join(PRECONDITIONERS)}, got {preconditioner!r}")
+        if lr <= 0 or damping < 0 or not 0.0 <= beta < 1.0 or eps < 0:
+            raise ValueError(f"need lr > 0, damping >= 0, beta in [0, 1) and eps >= 0; got {lr}, {damping}, {beta}, {eps}")
+        defaults = {"lr": lr, "preconditioner": preconditioner, "damping": damping, "beta": beta, "eps": eps}
+        super().__init__(params, defaults)
+        self.curvature = None  # a function returning H (n x n); the module sets it
+
+    @property
+    def needs_curvature(self) -> bool:
+        """Whether this preconditioner needs the Hessian (the module then sets self.curvature)."""
+        return self.param_groups[0]["preconditioner"] in ("newton", "diagonal")
+
+    def directions(self, params: list, grads: list) -> list:
+        """P g, one tensor per parameter."""
+        settings = self.param_groups[0]
+        kind, eps = settings["preconditioner"], settings["eps"]
+        if kind == "identity":
+            return grads
+        if kind in ("adagrad", "rmsprop"):
+            directions = []
+            for param, grad in zip(params, grads, strict=True):
+                total = self.state[param].setdefault("square_sum", torch.zeros_like(param))  # s or v
+                if kind == "adagrad":
+                    total.addcmul_(grad, grad)
+                else:
+                    total.mul_(settings["beta"]).addcmul_(grad, grad, value=1 - settings["beta"])
+                directions.append(grad / (total.sqrt() + eps))
+            return directions
+        if self.curvature is None:
+            raise RuntimeError(f"preconditioner {kind} needs the Hessian: set optimizer.curvature to a function "
+                               "returning it (the objective family's module does), or use adagrad or rmsprop")
+        g = torch.cat([grad.flatten() for grad in grads])
+        hessian = self.curvature().to(g)
+        if hessian.shape != (len(g), len(g)):
+            raise RuntimeError(f"curvature() returned shape {tuple(hessian.shape)}, expected ({len(g)}, {len(g)})")
+        if kind == "newton":
+            identity = torch.eye(len(g), dtype=g.dtype, device=g.device)
+            direction = torch.linalg.solve_ex(hessian + settings["damping"] * identity, g).result  # no sync
+        else:
+            scale = hessian.diagonal() + settings["damping"]
+            direction = g / torch.where(scale > 0, scale, torch.ones_like(scale))
+        return [d.view_as(p) for d, p in zip(direction.split([p.numel() for p in params]), params, strict=True)]
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        params = [param for group in self.param_groups for param in group["params"]]
+        grads = [torch.zeros_like(param) if param.grad is None else param.grad for param in params]
+        directions = iter(self.directions(params, grads))
+        for group in self.param_groups:
+            for param in group["params"]:
+                param.add_(next(directions), alpha=-group["lr"])
+        return loss
+
+
+PRECONDITIONERS = ("identity", "newton", "diagonal", "adagrad", "rmsprop")
