@@ -1,6 +1,7 @@
 """Minimize a function you write down: the decision variable is the module's only parameter.
 
     uv run python train.py fit                                             # GD on a quadratic, condition number 50
+    uv run python train.py fit --config configs/objective_zigzag.yaml      # GD zigzags down a narrow 2-D valley
     uv run python train.py fit --config configs/objective_noise_floor.yaml # SGD on the noisy quadratic model
     uv run python train.py fit --config configs/objective_inequality.yaml  # search for a counterexample
 
@@ -14,7 +15,35 @@ Every built-in problem (PROBLEMS below) knows its minimizer or ground truth, so 
     train/suboptimality  f(x) - f(x*), the exact objective minus its optimal value
     train/dist_to_opt    the distance from the iterate to the minimizer (or ground truth)
 and validation logs the same as val/loss, val/suboptimality, val/dist_to_opt plus the
-problem's own measures (relative error, support recovery, ...).
+problem's own measures (relative error, support recovery, ...) and theory/loss, the optimal
+value f* (where it is known) that val/loss approaches.
+
+Theory lines: on quadratic and noisy_quadratic, trained by plain (stochastic) gradient descent
+(torch.optim.SGD without momentum or weight decay) or by optimizers.PreconditionedGD with
+preconditioner identity, newton, or diagonal (with rotate: false), the steps that log
+train/suboptimality also log what theory expects of the same iterate (formulas: QuadraticTheory):
+    theory/suboptimality  E[f(x) - f*], followed step by step with each step's lr (schedules too)
+    theory/rate_bound     quadratic: prod over steps of max_i (1 - lr p_i h_i)^2, times f(x0) - f*:
+                          (1 - 1/condition_number)^(2t) (f(x0) - f*) for GD at lr 1/L
+    theory/noise_floor    noisy_quadratic: where E[f - f*] settles at the current lr (noise_floor below),
+                          with B = batch_size x accumulate_grad_batches x devices noise samples per step
+Any other optimizer prints one line at the start of training and logs none of them.
+
+The path: `trajectory` records the iterate (flattened: d numbers) at the start and after every
+optimizer step, in a plane, into runs/<experiment>/<run name>/trajectory.npz (beside
+config.yaml; rewritten after each validation and at the end; a resumed run continues it):
+    step       int64 (n,)      the global step of each point (0: the start)
+    xy         float64 (n, 2)  the points: xy = (x - origin) @ basis.T
+    origin     float64 (d,)    where the plane's (0, 0) is: x* (the start where x* is unknown)
+    basis      float64 (2, d)  orthonormal rows spanning the plane: origin + xy @ basis is in it
+    minimizer  float64 (2,)    x* in the plane (NaN where it is not known)
+    plane      string          coordinates: x itself (a 2-D variable; origin 0, basis the identity);
+                               eigenvectors (quadratics): along H's eigenvectors of the smallest
+                               eigenvalue (the valley's floor) and of the largest (across it);
+                               random: two random orthonormal directions (seed 0)
+f over the plane is problem.value(origin + a basis[0] + b basis[1]) in the variable's shape, so
+    uv run python -m {{ cookiecutter.package_name }}.figures objective_zigzag
+draws each run's path over the contours of f.
 
 Your own objective: `problem: function` with `problem_args: {function: my_module.my_function}`,
 see `Function` below and the worked example `cyclic_sum_gap`.
@@ -23,14 +52,18 @@ see `Function` below and the worked example `cyclic_sum_gap`.
 import importlib
 import inspect
 import math
+import os
 from functools import partial
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..data import DeviceBatches, SeededDraws
 from ..module import CourseModule, OptimizerFactory, ScheduleFactory
+from ..optimizers import PreconditionedGD
 from ..registry import ConfigError, check_arguments, lookup
 
 
@@ -135,7 +168,9 @@ class Quadratic(Problem):
         generator = torch.Generator().manual_seed(seed)
         self.shape = (dim,)
         eigenvalues = spectrum(dim, condition_number)
-        basis = random_rotation(dim, generator) if rotate else torch.eye(dim, dtype=torch.float64)
+        rotation = random_rotation(dim, generator)  # drawn even when unused: else x* below would equal the start
+        basis = rotation if rotate else torch.eye(dim, dtype=torch.float64)  # drawn from a global seed equal to `seed`
+        self.rotate = rotate
         self.exact("eigenvalues", eigenvalues)
         self.exact("basis", basis)  # columns are the eigenvectors; rotate: false aligns them with the axes
         self.exact("hessian", rounded(basis @ torch.diag(eigenvalues) @ basis.T))
@@ -170,10 +205,21 @@ class NoisyQuadratic(Quadratic):
         noise = batch.mean(dim=0)  # the mean of B draws: variance 1/B
         return self.value(x) + self.noise_std * noise @ self.noise_map @ (x - self.x_star)
 
-    def noise_floor(self, lr: float, batch_size: int) -> float:
-        """The expected suboptimality that SGD with constant step `lr` settles at (formula above)."""
-        h = self.float64_values["eigenvalues"]
-        return float((lr * self.noise_std**2 * h / (2 * batch_size * (2 - lr * h))).sum())
+    def noise_floor(self, lr: float, batch_size: int, preconditioner: torch.Tensor | None = None) -> float:
+        """The expected suboptimality that SGD with constant step `lr` settles at (formula above).
+        `preconditioner`: the eigenvalues p_i, in H's eigenbasis, of P in steps x <- x - lr P g."""
+        return noise_floor(self.float64_values["eigenvalues"], self.noise_std, lr, batch_size, preconditioner)
+
+
+def noise_floor(eigenvalues: torch.Tensor, noise_std: float, lr: float, batch_size: int,
+                preconditioner: torch.Tensor | None = None) -> float:
+    """sum_i 1/2 h_i lr p_i noise_std^2 / (B (2 - lr p_i h_i)), in float64 (p_i = 1 without a
+    preconditioner): where E[f - f*] settles on the noisy quadratic; inf if some lr p_i h_i >= 2."""
+    h = eigenvalues
+    step = lr * (torch.ones_like(h) if preconditioner is None else preconditioner)
+    if bool((step * h >= 2).any()):
+        return math.inf  # that direction diverges: no stationary value
+    return float((0.5 * h * step * noise_std**2 / (batch_size * (2 - step * h))).sum())
 
 
 class Rosenbrock(Problem):
@@ -549,6 +595,182 @@ class Samples(SeededDraws):
         super().__init__(partial(problem.sample, batch_size), steps, seed, rank)
 
 
+PLANES = ("coordinates", "eigenvectors", "random")  # what `trajectory` records the path in
+
+
+def choose_plane(trajectory: str | None, problem: Problem, size: int) -> str | None:
+    """The plane that `trajectory` asks for (None: record nothing), or a ConfigError if impossible."""
+    if trajectory is not None and trajectory not in (*PLANES, "auto"):
+        raise ConfigError(f"trajectory must be coordinates, eigenvectors, random, auto or null, got {trajectory!r}")
+    if trajectory == "auto":
+        return "coordinates" if size == 2 else None
+    if trajectory is None:
+        return None
+    if size < 2:
+        raise ConfigError(f"trajectory {trajectory} needs a variable of 2 or more numbers, this one has {size}: "
+                          "set trajectory: null")
+    if trajectory == "coordinates" and size != 2:
+        raise ConfigError(f"trajectory coordinates needs a variable of exactly 2 numbers, this one has {size}: "
+                          "use trajectory random (or eigenvectors on a quadratic)")
+    if trajectory == "eigenvectors" and not isinstance(problem, Quadratic):
+        raise ConfigError("trajectory eigenvectors needs problem quadratic or noisy_quadratic (it uses H's "
+                          "eigenvectors): use trajectory random (or coordinates in 2-D)")
+    return trajectory
+
+
+def plane_through(problem: Problem, plane: str, start: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(origin, basis), float64: x = origin + xy @ basis for the points xy of `plane` (basis: 2 x d,
+    orthonormal rows). Through x* (the starting point where x* is unknown), except coordinates."""
+    x_star = problem.float64_values.get("x_star")
+    origin = start.flatten().double() if x_star is None else x_star.flatten()
+    if plane == "coordinates":
+        return torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64)
+    if plane == "eigenvectors":  # eigenvalues ascending: the valley's floor, then across it
+        vectors = problem.float64_values["basis"]
+        return origin.clone(), torch.stack([vectors[:, 0], vectors[:, -1]])
+    generator = torch.Generator().manual_seed(0)
+    q, _ = torch.linalg.qr(torch.randn(origin.numel(), 2, generator=generator, dtype=torch.float64))
+    return origin.clone(), q.T.contiguous()
+
+
+class Trajectory:
+    """The iterate's path in a plane, one point per optimizer step, kept on the device until saved.
+
+    A point is xy = (x - origin) @ basis.T (x flattened). Points go into a preallocated device
+    tensor, doubled when full, so recording costs no synchronisation with the GPU; `save`
+    copies them to the host and writes them after any earlier points of a resumed run.
+    """
+
+    def __init__(self, plane: str, origin: torch.Tensor, basis: torch.Tensor, x_star: torch.Tensor | None):
+        self.plane, self.origin, self.basis = plane, origin, basis
+        self.minimizer = torch.full((2,), math.nan, dtype=torch.float64)  # x* in the plane (NaN: unknown)
+        if x_star is not None:
+            self.minimizer = (x_star.flatten() - origin) @ basis.T
+        self.start(0, None)
+
+    def start(self, step: int, file: Path | None) -> None:
+        """Begin recording at `step`, to be saved in `file` (None: not saved). A resumed run
+        (step > 0) keeps the points that `file` has from before `step`."""
+        self.file = file
+        self.steps: list[int] = []  # the global step of each point recorded
+        self.points: torch.Tensor | None = None  # (capacity, 2), float64, on the device
+        self.earlier = {"step": np.zeros(0, dtype=np.int64), "xy": np.zeros((0, 2))}
+        if step > 0 and file is not None and file.exists():
+            with np.load(file) as saved:
+                keep = saved["step"] < step
+                self.earlier = {"step": saved["step"][keep], "xy": saved["xy"][keep]}
+
+    def record(self, x: torch.Tensor, step: int) -> None:
+        x = x.detach().flatten().double()
+        count = len(self.steps)
+        if self.points is None or count == len(self.points) or self.points.device != x.device:
+            grown = torch.empty(max(256, 2 * count), 2, dtype=torch.float64, device=x.device)
+            if count:
+                grown[:count] = self.points.to(x.device)
+            self.points = grown
+            self.plane_here = (self.origin.to(x.device), self.basis.to(x.device))
+        origin, basis = self.plane_here
+        self.points[count] = (x - origin) @ basis.T
+        self.steps.append(step)
+
+    def save(self) -> None:
+        """Write the file (its format is in the module docstring), replacing it at once."""
+        if self.file is None or not self.steps:
+            return
+        xy = self.points[: len(self.steps)].cpu().numpy()
+        arrays = {
+            "step": np.concatenate([self.earlier["step"], np.array(self.steps, dtype=np.int64)]),
+            "xy": np.concatenate([self.earlier["xy"], xy]),
+            "origin": self.origin.numpy(),
+            "basis": self.basis.numpy(),
+            "minimizer": self.minimizer.numpy(),
+            "plane": np.str_(self.plane),
+        }
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        partial_file = self.file.with_name(self.file.name + ".partial")
+        with open(partial_file, "wb") as handle:
+            np.savez(handle, **arrays)
+        os.replace(partial_file, self.file)  # a reader never sees half a file
+
+
+def preconditioner_eigenvalues(optimizer: torch.optim.Optimizer, problem: Quadratic) -> torch.Tensor | None:
+    """The eigenvalues p_i, in H's eigenbasis, of the optimizer's P in x <- x - lr P g, for the
+    optimizers whose expected path on a quadratic has a closed form; None for any other."""
+    groups = optimizer.param_groups
+    plain = all(not (group.get("momentum", 0) or group.get("weight_decay", 0) or group.get("nesterov", False)
+                     or group.get("maximize", False)) for group in groups)
+    h = problem.float64_values["eigenvalues"]
+    if plain and isinstance(optimizer, torch.optim.SGD):
+        return torch.ones_like(h)
+    if plain and isinstance(optimizer, PreconditionedGD):
+        kind, damping = groups[0]["preconditioner"], groups[0]["damping"]
+        if kind == "identity":
+            return torch.ones_like(h)
+        if kind == "newton" or (kind == "diagonal" and not problem.rotate):  # diag H = H without rotation
+            return 1 / (h + damping)
+    return None
+
+
+class QuadraticTheory(nn.Module):
+    """The expected path of (preconditioned) gradient descent on quadratic and noisy_quadratic.
+
+    Along eigenvector i of H (eigenvalue h_i), where P has eigenvalue p_i, the error e_i of
+    x <- x - lr P g evolves on its own: e_i <- (1 - lr p_i h_i) e_i - lr p_i (gradient noise of
+    variance noise_std^2 h_i / B), so its mean square m_i = E[e_i^2] follows
+
+        m_i <- (1 - lr p_i h_i)^2 m_i + lr^2 p_i^2 noise_std^2 h_i / B,    m_i(0) = e_i(0)^2,
+
+    with each step's own lr, and E[f - f*] = 1/2 sum_i h_i m_i. m and the rate bound are buffers:
+    they stay on the device and are saved in checkpoints, so a resumed run continues them.
+    """
+
+    def __init__(self, problem: Quadratic):
+        super().__init__()
+        h = problem.float64_values["eigenvalues"]
+        self.eigenvalues, self.noise_std = h, getattr(problem, "noise_std", 0.0)  # on the CPU
+        self.noisy = isinstance(problem, NoisyQuadratic)
+        self.register_buffer("mean_square", torch.zeros_like(h))  # m_i
+        self.register_buffer("rate_bound", torch.zeros((), dtype=torch.float64))  # prod max_i (1 - lr q_i)^2 (f0 - f*)
+        self.register_buffer("h", h.clone(), persistent=False)  # the same numbers, on the device
+        self.register_buffer("q", h.clone(), persistent=False)  # p_i h_i
+        self.register_buffer("noise", torch.zeros_like(h), persistent=False)  # p_i^2 noise_std^2 h_i / B
+        self.active = False  # whether this run's optimizer has a theory line (see `start`)
+        self.floor_cache = (math.nan, math.nan)  # (lr, noise floor at that lr)
+
+    def start(self, preconditioner: torch.Tensor, batch: int, error: torch.Tensor | None) -> None:
+        """Begin with P's eigenvalues p_i, B noise samples per step and, for a new run (not a
+        resumed one), the starting error x0 - x* in H's eigenbasis (float64)."""
+        h = self.eigenvalues
+        self.preconditioner, self.batch, self.active = preconditioner, batch, True
+        q = preconditioner * h
+        self.q_range = (float(q.min()), float(q.max()))
+        self.q.copy_(q)
+        self.noise.copy_(preconditioner**2 * self.noise_std**2 * h / batch)
+        if error is not None:
+            self.mean_square.copy_(error**2)
+            self.rate_bound.fill_(float(0.5 * (h * error**2).sum()))
+
+    def step(self, lr: float) -> None:
+        """Advance by one optimizer step with step size `lr`: device work only, no synchronisation."""
+        self.mean_square.mul_((1 - lr * self.q).square_())
+        if self.noisy:
+            self.mean_square.add_(self.noise, alpha=lr * lr)
+        low, high = self.q_range  # the largest |1 - lr q_i| is at the smallest or the largest q_i
+        self.rate_bound.mul_(max((1 - lr * low) ** 2, (1 - lr * high) ** 2))
+
+    def lines(self, lr: float) -> dict[str, torch.Tensor | float]:
+        """The theory/ values for the iterate this step starts from, and step size `lr`."""
+        lines = {"suboptimality": 0.5 * (self.h * self.mean_square).sum()}
+        if not self.noisy:
+            lines["rate_bound"] = self.rate_bound
+            return lines
+        if self.floor_cache[0] != lr:  # float64 on the CPU, once per step size
+            self.floor_cache = (lr, noise_floor(self.eigenvalues, self.noise_std, lr, self.batch, self.preconditioner))
+        if math.isfinite(self.floor_cache[1]):
+            lines["noise_floor"] = self.floor_cache[1]
+        return lines
+
+
 class ObjectiveModule(CourseModule):
     """Minimizes a problem from PROBLEMS over its variable, the module's only parameter `x`."""
 
@@ -561,6 +783,8 @@ class ObjectiveModule(CourseModule):
         optimizer: OptimizerFactory | None = None,  # --optimizer NAME (see optim.py); None: adam
         scheduler: ScheduleFactory | None = None,  # --scheduler NAME (see optim.py); None: constant
         param_groups: list[dict[str, Any]] | None = None,  # per-parameter settings, e.g. [{match: "net.*.bias", lr: 0.1}]
+        trajectory: str | None = "auto",  # the path into trajectory.npz: coordinates, eigenvectors, random, auto (2-D only), null
+        start: list[float] | None = None,  # the starting point, flattened, e.g. [-8, 1]; null: drawn from the seed
     ):
         super().__init__(optimizer, scheduler, param_groups)
         self.save_hyperparameters()
@@ -571,7 +795,24 @@ class ObjectiveModule(CourseModule):
             raise ConfigError(f"problem {problem!r} draws fresh noise every step: set batch_size to a number")
         if steps_per_epoch < 1:
             raise ConfigError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
-        self.x = nn.Parameter(self.problem.initial_point())
+        self.x = nn.Parameter(self.starting_point(start))
+        plane = choose_plane(trajectory, self.problem, self.x.numel())
+        self.trajectory = None
+        if plane is not None:
+            origin, basis = plane_through(self.problem, plane, self.iterate().detach())
+            self.trajectory = Trajectory(plane, origin, basis, self.problem.float64_values.get("x_star"))
+        self.theory = QuadraticTheory(self.problem) if isinstance(self.problem, Quadratic) else None
+
+    def starting_point(self, start: list[float] | None) -> torch.Tensor:
+        """`start` in the variable's shape, or the problem's own starting point (drawn from the seed).
+        For problem function with constraint parametrize, `start` is the parameter z of x = phi(z)."""
+        if start is None:
+            return self.problem.initial_point()
+        size = math.prod(self.problem.shape)
+        if len(start) != size:
+            raise ConfigError(f"start has {len(start)} numbers, but the variable has {size} (shape "
+                              f"{list(self.problem.shape)}): give {size} numbers, or null to draw it from the seed")
+        return torch.tensor(start, dtype=torch.get_default_dtype()).reshape(self.problem.shape)
 
     def setup(self, stage: str):
         if str(self.trainer.precision).startswith("64"):
@@ -625,21 +866,76 @@ class ObjectiveModule(CourseModule):
         if self.writes_logs():  # the other measures are computed only then
             for name, value in self.progress(x.detach()).items():  # of the iterate this step starts from
                 self.log_step(f"train/{name}", value)
+            if self.theory is not None and self.theory.active:  # what theory expects of the same iterate
+                for name, value in self.theory.lines(self.learning_rate()).items():
+                    self.log_step(f"theory/{name}", value)
         return loss
+
+    def learning_rate(self) -> float:
+        """This step's lr (a Python float: no synchronisation). x is the only parameter, so the
+        optimizer has a single parameter group."""
+        return self.trainer.optimizers[0].param_groups[0]["lr"]
+
+    def on_train_start(self):
+        step = self.trainer.global_step  # > 0 when resuming from a checkpoint
+        if self.trajectory is not None:
+            self.trajectory.start(step, self.trajectory_file())
+            self.trajectory.record(self.iterate(), step)
+        if self.theory is not None:
+            self.start_theory(fresh=step == 0)
+
+    def start_theory(self, fresh: bool) -> None:
+        """Start the theory lines if the optimizer has them (plain SGD/GD, preconditioned GD)."""
+        optimizer, trainer = self.trainer.optimizers[0], self.trainer
+        preconditioner = preconditioner_eigenvalues(optimizer, self.problem)
+        if preconditioner is None:
+            self.print(f"No theory/ lines for this run's {type(optimizer).__name__}: they are for plain SGD/GD (momentum "
+                       "and weight decay 0) and PreconditionedGD (identity, newton; diagonal with rotate: false) only.")
+            return
+        batch = (self.hparams.batch_size or 1) * trainer.accumulate_grad_batches * trainer.world_size
+        error = None
+        if fresh:  # the starting error in H's eigenbasis, float64 (one copy to the host, once)
+            problem = self.problem.float64_values
+            error = problem["basis"].T @ (self.iterate().detach().double().cpu() - problem["x_star"])
+        self.theory.start(preconditioner, batch, error)
 
     def on_before_optimizer_step(self, optimizer):
         if self.writes_logs():
             self.log_step("train/grad_norm", torch.linalg.vector_norm(self.x.grad))
+        if self.theory is not None and self.theory.active:
+            self.theory.step(self.learning_rate())  # the lr this step uses (the schedule moves it after)
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         with torch.no_grad():
             self.problem.project_(self.x)
+        stepped = self.trajectory is not None and self.trainer.global_step > self.trajectory.steps[-1]
+        if stepped:  # once per optimizer step, also with gradient accumulation
+            self.trajectory.record(self.iterate(), self.trainer.global_step)
+
+    def trajectory_file(self) -> Path | None:
+        """runs/<experiment>/<run name>/trajectory.npz, beside config.yaml; None where nothing is
+        written (no trajectory, no logger, fast_dev_run, or a process other than the first)."""
+        trainer = self.trainer
+        if self.trajectory is None or not trainer.loggers or trainer.fast_dev_run:
+            return None
+        folder = trainer.log_dir  # every process asks (under DDP it is a collective call); the first writes
+        return Path(folder) / "trajectory.npz" if folder is not None and trainer.is_global_zero else None
+
+    def save_trajectory(self) -> None:
+        if self.trajectory is not None:
+            self.trajectory.save()
+
+    def on_validation_end(self):
+        if not self.trainer.sanity_checking:
+            self.save_trajectory()
 
     def evaluate(self, stage: str) -> None:
         x = self.iterate().detach()
         self.log(f"{stage}/loss", self.problem.value(x), prog_bar=True)
         for name, value in (self.progress(x) | self.problem.metrics(x)).items():
             self.log(f"{stage}/{name}", value)
+        if stage == "val" and self.problem.f_star is not None:  # the optimal value, for the loss panel
+            self.log("theory/loss", float(self.problem.float64_values["f_star"]))
 
     def validation_step(self, batch, batch_idx):
         self.evaluate("val")
@@ -648,6 +944,7 @@ class ObjectiveModule(CourseModule):
         self.evaluate("test")
 
     def on_train_end(self):
+        self.save_trajectory()
         if isinstance(self.problem, Function):
             self.print(self.problem.report())
 
