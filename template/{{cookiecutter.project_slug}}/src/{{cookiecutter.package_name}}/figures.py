@@ -8,6 +8,7 @@
     uv run python -m {{ cookiecutter.package_name }}.figures --all                # keep fast_dev_run and short runs too
     uv run python -m {{ cookiecutter.package_name }}.figures vision_digits --metrics train/loss val/loss --x samples
     uv run python -m {{ cookiecutter.package_name }}.figures --x time --prefix sweep_  # figures/sweep_loss.png, ...
+    uv run python -m {{ cookiecutter.package_name }}.figures objective_rosenbrock --animate  # also trajectories.gif
     uv run python -m {{ cookiecutter.package_name }}.figures --help
 
 Which runs: a run is a folder runs/<experiment>/<run name>/ (the run name is version_N, or the
@@ -22,6 +23,8 @@ run's (crashed or interrupted runs); a note says how many and why, and `--all` k
 What it writes into --out (figures/ by default; rerun it and report.md and the slides follow):
 - loss.png / loss.pdf: training and validation loss side by side, one line per configuration;
 - <metric>.png / .pdf for every metric plotted (val/acc -> val_acc.png, opt/lr -> opt_lr.png);
+- trajectories.png / .pdf, when runs saved their path (trajectory.npz): the iterates over the
+  contours of the objective (see Trajectories below);
 - results.md and results.tex: the final (and, for val/ metrics, best) value of each metric
   per configuration, with the run folders behind each row.
 The table is also copied into report.md and slides/slides.md between the markers
@@ -40,6 +43,17 @@ lowercase, any other setting as key=value with the shortest key that is not ambi
 `adam lr=3e-4` and `sgd lr=0.1 momentum=0.9`. Labels stay under 30 characters: the command
 prints what each short key stands for and the full settings behind any label it had to cut.
 A metric that a run did not log is skipped with a note.
+
+Theory lines: a run may log what theory predicts as scalar tags `theory/<name>` (the objective
+family does): each panel of `<stage>/<name>` shows them as dashed lines in the configuration's
+colour (theory/noise_floor and theory/rate_bound on the suboptimality panels, theory/loss, the
+optimal value, on the loss panels). They never decide the log scale, and a line far from the
+measured curves is cut off rather than stretching the y axis. They get no figure or table
+column of their own unless --metrics names them.
+
+Trajectories: when a run folder holds a trajectory.npz (the objective family writes one), the
+command also draws the paths of the iterates over the contours of the objective, into
+trajectories.png / .pdf (see trajectories.py); `--animate` adds trajectories.gif.
 
 x axes (--x): `step` (optimizer steps), `epoch` (fractional epochs, from Lightning's `epoch`
 scalar), `samples` (steps x batch size x devices x gradient accumulation, from config.yaml)
@@ -102,6 +116,12 @@ ONE_COLUMN = 3.4  # inches: one column of a two-column paper, for a figure of on
 PAGE_WIDTH = 7.0  # inches: the width of the page, for figures of several panels (loss.png)
 PANEL_HEIGHT = 2.4  # inches, without the legend (it goes below)
 LINE_STYLES = ["-", "--", ":", "-."]  # after ten colours, the lines change style
+# Theory lines: the tag theory/<name> is drawn on the panels of every metric <stage>/<name>
+# (theory/suboptimality on train/suboptimality and val/suboptimality, theory/loss on the loss
+# panels); the kinds below belong to another metric's panels.
+THEORY_PANELS = {"noise_floor": "suboptimality", "rate_bound": "suboptimality"}
+THEORY_NAMES = {"loss": "optimal value", "suboptimality": "expected suboptimality"}  # legend: "theory: ..."
+THEORY_DASHES = {"noise_floor": (0, (1, 1.5)), "rate_bound": (0, (5, 1.5, 1, 1.5))}  # others: "--"
 STYLE = {
     "font.size": 9,
     "axes.titlesize": 10,
@@ -622,15 +642,18 @@ def legend_label(label: str, runs: int) -> str:
     return with_seeds if runs > 1 and len(with_seeds) <= LABEL_LIMIT else label
 
 
-def add_legend(figure, handles: list, labels: list[str]):
+def add_legend(figure, handles: list, labels: list[str], inside: bool = False):
     """The legend centred below the panels, in as many columns as fit the figure's width.
 
     It lies outside the figure's box, so the panels keep their full size; saving with a tight
-    bounding box (savefig.bbox in STYLE) makes the image taller to show it.
+    bounding box (savefig.bbox in STYLE) makes the image taller to show it. `inside`: in the
+    figure's box instead, the panels made smaller (for animations, whose frames keep their size).
     """
     renderer = figure.canvas.get_renderer()
 
     def legend(columns: int):
+        if inside:
+            return figure.legend(handles, labels, loc="outside lower center", ncols=columns, frameon=False)
         return figure.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=columns,
                              frameon=False)
 
@@ -646,18 +669,76 @@ def add_legend(figure, handles: list, labels: list[str]):
     return legend(math.ceil(len(labels) / rows))  # as many entries in each row as possible
 
 
+def theory_tags(groups: list[Group], metric: str) -> list[str]:
+    """The theory/ tags the runs logged that belong on the panel of `metric` (see THEORY_PANELS)."""
+    stage, _, name = metric.rpartition("/")
+    if not stage or stage == "theory":
+        return []
+    logged = sorted({tag for group in groups for run in group.runs for tag in run.scalars if tag.startswith("theory/")})
+    return [tag for tag in logged if THEORY_PANELS.get(tag[len("theory/"):], tag[len("theory/"):]) == name]
+
+
+def theory_dashes(tag: str) -> object:
+    """The line style of a kind of theory line: dashed, dotted for the noise floor, dash-dot for a bound."""
+    return THEORY_DASHES.get(tag[len("theory/"):], "--")
+
+
+def theory_label(tag: str) -> str:
+    """`theory/noise_floor` -> `theory: noise floor`, for the legend."""
+    name = tag[len("theory/"):]
+    return "theory: " + THEORY_NAMES.get(name, name.replace("_", " "))
+
+
+def draw_theory(ax, groups: list[Group], metric: str, x: str) -> list[str]:
+    """Dashed lines (see THEORY_DASHES), in each group's colour, of the theory tags that belong to
+    `metric`: the mean over the group's runs, not shaded. Returns the tags drawn.
+
+    Theory does not move the view: the y limits stay those of the measured curves, widened only
+    to show theory values close to them (within a quarter of the panel's height), so a noise
+    floor just under the curves shows and a bound far below them is cut off at the edge. On a
+    log axis, values <= 0 are left out.
+    """
+    log = ax.get_yscale() == "log"
+    low, high = ax.get_ylim()  # the measured curves' limits, before any theory line is drawn
+    drawn, values = [], []
+    for tag in theory_tags(groups, metric):
+        for number, group in enumerate(groups):
+            curve = group_curve(group, tag, x)
+            if curve is None:
+                continue
+            ys = np.where(curve.mean > 0, curve.mean, np.nan) if log else curve.mean
+            ax.plot(curve.x, ys, color=f"C{number % 10}", linestyle=theory_dashes(tag), linewidth=1.0,
+                    label=theory_label(tag), gid=tag)
+            values.append(ys[np.isfinite(ys)])
+            if tag not in drawn:
+                drawn.append(tag)
+    if not drawn:
+        return drawn
+    scale = np.log10 if log else np.asarray
+    low, high = scale(low), scale(high)
+    near = scale(np.concatenate(values))
+    near = near[(near >= low - (high - low) / 4) & (near <= high + (high - low) / 4)]
+    below, above, margin = near[near < low], near[near > high], (high - low) / 20
+    low = below.min() - margin if len(below) else low
+    high = above.max() + margin if len(above) else high
+    ax.set_ylim((10**low, 10**high) if log else (low, high))
+    return drawn
+
+
 def plot_metrics(groups: list[Group], metrics: list[str], x: str = "step", smooth: float = 0.0,
                  log_y: str = "auto", notes: list[str] | None = None):
     """A matplotlib Figure with one panel per metric and one labelled line per group.
 
     Metrics that no run logged are left out (and named in `notes`); returns None if none is left.
     A group of several seeds is drawn as their mean, with the range from the lowest to the highest
-    run shaded (always positive for a positive metric, so it also suits log axes). The legend
-    goes below the panels (see add_legend).
+    run shaded (always positive for a positive metric, so it also suits log axes). Theory tags
+    that belong to a panel are drawn dashed (see draw_theory). The legend goes below the panels
+    (see add_legend), with one grey dashed entry per kind of theory line.
     """
     from matplotlib import rc_context
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
     notes = [] if notes is None else notes
     panels = []
@@ -675,6 +756,7 @@ def plot_metrics(groups: list[Group], metrics: list[str], x: str = "step", smoot
         FigureCanvasAgg(figure)
         axes = figure.subplots(1, len(panels), squeeze=False)[0]
         lines = {}  # group number -> its first line, for the legend
+        theory: list[str] = []  # the kinds of theory lines drawn, for the legend
         for ax, (metric, curves) in zip(axes, panels, strict=True):
             for group, curve in curves:
                 number = groups.index(group)
@@ -687,11 +769,14 @@ def plot_metrics(groups: list[Group], metrics: list[str], x: str = "step", smoot
                     ax.fill_between(curve.x, curve.low, curve.high, color=color, alpha=0.2, linewidth=0)
             if log_y_axis([curve.low for _, curve in curves], log_y, metric, notes):
                 ax.set_yscale("log")
+            theory += [tag for tag in draw_theory(ax, groups, metric, x) if tag not in theory]
             ax.set_title(words(metric))
             ax.set_xlabel(X_AXES[x])
             ax.set_ylabel(words(metric))
-        if len(groups) > 1:
+        if len(groups) > 1 or theory:
             handles = [lines[number] for number in sorted(lines)]
+            handles += [Line2D([], [], color="0.45", linestyle=theory_dashes(tag), linewidth=1.0, label=theory_label(tag))
+                        for tag in theory]
             add_legend(figure, handles, [line.get_label() for line in handles])
     return figure
 
@@ -822,12 +907,16 @@ def default_metrics(runs: list[Run]) -> list[str]:
 def make_figures(paths: list[Path | str] | None = None, out: Path = Path("figures"), metrics: list[str] | None = None,
                  x: str = "step", smooth: float = 0.0, log_y: str = "auto", prefix: str = "",
                  embed: list[Path] | None = None, *, root: Path = Path("runs"), exclude: list[str] | None = None,
-                 keep_all: bool = False) -> dict[str, object]:
+                 keep_all: bool = False, animate: str | None = None) -> dict[str, object]:
     """Everything the command does; returns what it wrote, its notes, groups and table.
 
     `paths` selects the runs (folders, experiment or run names, globs; all of `root` if empty),
-    `exclude`, `keep_all`: see select_runs.
+    `exclude`, `keep_all`: see select_runs. Runs with a trajectory.npz also get trajectories.png
+    (see trajectories.py); `animate` ("gif" or "mp4") adds its animation.
     """
+    from .trajectories import check_animation_format, write_trajectories
+
+    check_animation_format(animate)
     selectors = [str(path) for path in paths or [root]]
     notes: list[str] = []
     runs = select_runs(selectors, root, exclude, keep_all, notes)
@@ -852,6 +941,7 @@ def make_figures(paths: list[Path | str] | None = None, out: Path = Path("figure
         figure = plot_metrics(groups, [metric], x, smooth, log_y, notes=notes)
         if figure is not None:
             written += save(figure, out, prefix + metric_stem(metric))
+    written += write_trajectories(runs, groups, out, prefix, animate, notes)
     header, rows, sources = results_table(groups, metrics)
     markdown = to_markdown(header, rows)
     out.mkdir(parents=True, exist_ok=True)
@@ -888,6 +978,9 @@ def parse_args(argv: list[str] | None):
                         help="TensorBoard-style smoothing weight in [0, 1) (default: 0, none)")
     parser.add_argument("--log-y", choices=["auto", "on", "off"], default="auto",
                         help="log-scale y axis (auto: when values are positive and span a factor of 20)")
+    parser.add_argument("--animate", nargs="?", const="gif", choices=["gif", "mp4"], default=None,
+                        help="also animate the trajectories (runs with a trajectory.npz): trajectories.gif, "
+                             "or trajectories.mp4 with --animate mp4 (needs ffmpeg); put it after the runs")
     parser.add_argument("--embed", nargs="*", type=Path, default=[Path("report.md"), Path("slides/slides.md")],
                         help="markdown files whose figures:results markers receive the table "
                              "(default: report.md slides/slides.md; give none to skip)")
@@ -900,7 +993,8 @@ def parse_args(argv: list[str] | None):
 def main(argv: list[str] | None = None) -> dict[str, object]:
     args = parse_args(argv)
     result = make_figures(args.runs, args.out, args.metrics, args.x, args.smooth, args.log_y, args.prefix,
-                          args.embed, root=args.root, exclude=args.exclude, keep_all=args.keep_all)
+                          args.embed, root=args.root, exclude=args.exclude, keep_all=args.keep_all,
+                          animate=args.animate)
     for note in result["notes"]:
         print(f"note: {note}")
     groups = result["groups"]
