@@ -1,18 +1,22 @@
 """Tests of the tabular family: the data sources, the exact optimum, learning, 64-bit runs,
 and every config."""
 
+import csv
+from pathlib import Path
+
 import lightning as L
 import pytest
 import torch
 from conftest import CONFIGS, fails_with, run_one_batch
+from lightning.pytorch.loggers import CSVLogger
 
 from {{ cookiecutter.package_name }}.optim import make_optimizer
 from {{ cookiecutter.package_name }}.problems.tabular import SKLEARN_DATASETS, TabularDataModule, TabularModel, data_loss
 from {{ cookiecutter.package_name }}.registry import ConfigError
 
 
-def fit(model, data, epochs: int, **trainer_args) -> L.Trainer:
-    trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+def fit(model, data, epochs: int, logger=False, **trainer_args) -> L.Trainer:
+    trainer = L.Trainer(max_epochs=epochs, logger=logger, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu", **trainer_args)
     trainer.fit(model, data)
     return trainer
@@ -130,6 +134,43 @@ def test_csv_source_reads_a_named_target_column(in_tmp):
     assert model.optimum is not None
     with pytest.raises(ConfigError, match="no column 'label'.*height, colour, weight"):
         _ = TabularDataModule("csv", csv_path="plants.csv", target="label").num_features
+
+
+@pytest.mark.parametrize("source, loss", [("breast_cancer", "logistic"), ("wine", "hinge")])
+def test_train_acc_is_the_accuracy_of_the_starting_weights_in_a_full_batch_epoch(source, loss):
+    L.seed_everything(0)
+    data = TabularDataModule(source, full_batch=True)
+    data.setup("fit")
+    model = model_for(data, loss=loss, optimizer=make_optimizer("sgd", lr=1.0))
+    torch.nn.init.normal_(model.net.weight)  # not the zeros it starts from, which predict one class
+    x, y = data.splits["train"]
+    before = float((model.predictions(model(x)) == y).float().mean())
+    assert before == pytest.approx(float(model.make_metrics(data.num_classes)["acc"](model.scores(model(x)), y)))
+    trainer = fit(model, data, 1)
+    assert float(trainer.callback_metrics["train/acc"]) == pytest.approx(before, abs=1e-6)
+    assert float((model.predictions(model(x)) == y).float().mean()) != pytest.approx(before, abs=1e-3)
+
+
+def test_regression_logs_no_train_acc():
+    data = synthetic(n_samples=50, n_features=3)
+    trainer = fit(model_for(data, loss="squared"), data, 1)
+    assert "val/mse" in trainer.callback_metrics and "train/acc" not in trainer.callback_metrics
+
+
+def test_test_every_epoch_logs_test_curves_equal_to_testing(tmp_path):
+    L.seed_everything(0)
+    data = TabularDataModule("breast_cancer", full_batch=True, test_every_epoch=True)
+    model = model_for(data, l2=0.05, optimizer=make_optimizer("sgd", lr=0.3))
+    trainer = fit(model, data, 3, logger=CSVLogger(tmp_path), log_every_n_steps=1)
+    with open(Path(trainer.logger.log_dir) / "metrics.csv") as file:
+        rows = list(csv.DictReader(file))
+    curves = {name: [float(row[name]) for row in rows if row[name]] for name in rows[0]}
+    assert len(curves["test/loss"]) == len(curves["test/acc"]) == len(curves["test/auroc"]) == len(curves["val/loss"]) == 3
+    tested = trainer.test(model, data, verbose=False)[0]
+    for name in ("test/loss", "test/acc", "test/auroc"):
+        assert curves[name][-1] == pytest.approx(tested[name], rel=1e-5)
+    with pytest.raises(ConfigError, match="test_every_epoch needs a test split, and test_size is 0"):
+        TabularDataModule(test_size=0, test_every_epoch=True)
 
 
 def test_bad_settings_are_explained():

@@ -4,6 +4,7 @@ The downloadable datasets are replaced by small fake copies written in torchvisi
 on-disk format (tests have no network).
 """
 
+import csv
 import hashlib
 import pickle
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import CONFIGS, QUIET, fails_with, run, run_one_batch
+from lightning.pytorch.loggers import CSVLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from {{ cookiecutter.package_name }}.nets.cnn import SmallCNN
@@ -187,6 +189,51 @@ def test_overfits_one_batch_to_full_accuracy():
     assert trainer.callback_metrics["train/loss"] < 0.05
 
 
+def fit(model, data, epochs: int, logger=False) -> L.Trainer:
+    trainer = L.Trainer(max_epochs=epochs, logger=logger, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu")
+    trainer.fit(model, data)
+    return trainer
+
+
+def logged(trainer) -> dict[str, list[float]]:
+    """Every value the run's CSVLogger wrote, by metric name, in order."""
+    with open(Path(trainer.logger.log_dir) / "metrics.csv") as file:
+        rows = list(csv.DictReader(file))
+    return {name: [float(row[name]) for row in rows if row[name]] for name in rows[0]}
+
+
+def test_train_acc_is_the_accuracy_of_the_starting_weights_in_a_full_batch_epoch():
+    L.seed_everything(0)
+    data = VisionDataModule(batch_size=10_000)  # one batch: the whole training set, one step an epoch
+    data.setup("fit")
+    model = ImageClassifier(input_shape=data.input_shape, num_classes=10, optimizer=make_optimizer("sgd", lr=0.5))
+    images, labels = data.on_after_batch_transfer(data.splits["train"], 0)
+    correct = lambda: float((model(images).argmax(dim=-1) == labels).float().mean())  # noqa: E731
+    before = correct()
+    trainer = fit(model, data, 1)
+    assert float(trainer.callback_metrics["train/acc"]) == pytest.approx(before, abs=1e-6)
+    assert correct() != pytest.approx(before, abs=1e-3)  # the step changed the weights: the test tells them apart
+
+
+def test_test_every_epoch_adds_test_curves_equal_to_testing_and_leaves_val_alone(tmp_path):
+    runs = {}
+    for every_epoch in (False, True):
+        L.seed_everything(0)
+        data = VisionDataModule(batch_size=256, eval_batch_size=100, test_every_epoch=every_epoch)
+        model = ImageClassifier(net_args={"widths": [32]}, input_shape=data.input_shape, num_classes=10,
+                                optimizer=make_optimizer("sgd", lr=0.1))
+        trainer = fit(model, data, 2, logger=CSVLogger(tmp_path, name=str(every_epoch)))
+        runs[every_epoch] = logged(trainer)
+    assert len(runs[True]["test/acc"]) == len(runs[True]["test/loss"]) == len(runs[True]["val/acc"]) == 2
+    tested = trainer.test(model, data, verbose=False)[0]  # the end of the run with test_every_epoch: the same weights
+    assert runs[True]["test/acc"][-1] == pytest.approx(tested["test/acc"], abs=1e-6)
+    assert runs[True]["test/loss"][-1] == pytest.approx(tested["test/loss"], rel=1e-5)
+    assert not any(name.startswith("test/") for name in runs[False])
+    for name in ("val/acc", "val/loss", "train/acc"):
+        assert runs[True][name] == pytest.approx(runs[False][name], rel=1e-6)
+
+
 def test_augmentation_applies_only_while_training():
     data = VisionDataModule(augment=True, crop_padding=2)
     data.setup("fit")
@@ -197,6 +244,33 @@ def test_augmentation_applies_only_while_training():
     assert torch.equal(first, second)
     trainer.training = True
     assert not torch.equal(data.on_after_batch_transfer(batch, 0)[0], first)
+
+
+@pytest.mark.slow  # three runs of the command line: seconds
+def test_a_run_resumes_with_test_every_epoch_switched_off_and_on(in_tmp):
+    lecture = ["--config", str(CONFIGS / "vision_lecture.yaml"), "--trainer.limit_train_batches", "2", *QUIET]
+    run("fit", *lecture, "--trainer.max_epochs", "1")  # test_every_epoch: true
+    for epochs, every_epoch in (("2", "false"), ("3", "true")):
+        resumed = run("fit", *lecture, "--trainer.max_epochs", epochs, "--ckpt_path", "last",
+                      "--data.init_args.test_every_epoch", every_epoch)
+    assert resumed.trainer.global_step == 6
+    events = EventAccumulator(resumed.trainer.log_dir)
+    events.Reload()
+    assert [event.step for event in events.Scalars("val/acc")] == [1, 3, 5]
+    assert [event.step for event in events.Scalars("test/acc")] == [1, 5]  # not in the epoch resumed without
+
+
+@pytest.mark.slow
+def test_lecture_config_reproduces_the_lectures_three_curves_offline(in_tmp):
+    run("fit", "--config", str(CONFIGS / "vision_lecture.yaml"), *QUIET)  # no override: as a student runs it
+    events = EventAccumulator(str(next((in_tmp / "runs" / "vision_lecture").glob("*/config.yaml")).parent))
+    events.Reload()
+    curves = {tag: [event.value for event in events.Scalars(tag)] for tag in ("train/acc", "test/acc", "train/loss")}
+    assert len(curves["train/acc"]) == len(curves["test/acc"]) == 10  # one point an epoch
+    assert curves["test/acc"][-1] > 0.93 and curves["train/acc"][-1] > 0.95  # measured: 0.958 and 0.973
+    assert curves["train/loss"][-1] < curves["train/loss"][0] / 10
+    layout = events.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0]  # TensorBoard's Custom Scalars
+    assert b"acc (training, validation and test)" in layout and b"^(train|val|test)/acc$" in layout
 
 
 def test_lecture_sgd_at_learning_rate_10_ends_cleanly(in_tmp, capsys):

@@ -11,6 +11,9 @@ optimizer's train/eval weights (Schedule-Free) and EMA are callbacks. See docs/e
 
 Metric names are the same in every family, so the comparison and figure tools work for all:
 `train/loss`, `val/loss`, `test/loss`, `opt/lr`, plus family metrics such as `val/acc`.
+A data module whose `test_every_epoch` is true hands validation a second dataloader, the test
+split: validation_step(batch, batch_idx, dataloader_idx) logs its batches under `test/`, with
+self.log(..., add_dataloader_idx=False) so that the names stay `test/loss`, `test/acc`.
 
 Speed: a training step should cost its loss and little else. Per-step metrics go through
 `self.log_step(...)`, which writes only on the steps whose metrics reach TensorBoard (every

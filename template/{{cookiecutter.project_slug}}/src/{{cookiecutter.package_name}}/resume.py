@@ -24,8 +24,9 @@ LIGHTNING_NAMES = ("best", "hpc", "registry")
 # Properties of a DataModule handed to the model's argument of the same name, when both exist
 # (cli.py links them): a resume compares them through the data's own settings.
 DATA_TO_MODEL = ("input_shape", "num_classes", "tokenizer", "block_size", "num_features")
-# Data settings a resume may change: where the files are and how evaluation is batched.
-HARMLESS_DATA = {"data_dir", "download", "eval_batch_size", "num_workers"}
+# Data settings a resume may change: where the files are and how evaluation is batched and what
+# it covers (test_every_epoch adds test/ curves; training is the same with or without).
+HARMLESS_DATA = {"data_dir", "download", "eval_batch_size", "num_workers", "test_every_epoch"}
 
 
 def check_checkpoint(path: str) -> None:

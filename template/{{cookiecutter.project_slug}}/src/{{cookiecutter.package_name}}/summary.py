@@ -141,14 +141,18 @@ class RunSummary(Callback):
                 writer.add_summary(summary)
 
     def write_layout(self, trainer) -> None:
-        """The Custom Scalars tab: loss first (training and validation in one chart), then each
-        result (val/acc beside train/acc, ...), then the learning rate."""
+        """The Custom Scalars tab: loss first (training and validation in one chart, and test with
+        the data's test_every_epoch), then each result (val/acc beside train/acc, ...), then the
+        learning rate."""
         from torch.utils.tensorboard.summary import custom_scalars
 
+        tested = any(name.startswith("test/") for name in trainer.callback_metrics)  # test_every_epoch
+        stages = "train|val|test" if tested else "train|val"
+        words = "training, validation and test" if tested else "training and validation"
         results = sorted(name.removeprefix("val/") for name in self.final if name != "val/loss")
-        layout = {"loss": {"training and validation loss": ["Multiline", [r"^(train|val)/loss$"]]}}
+        layout = {"loss": {f"{words} loss": ["Multiline", [rf"^({stages})/loss$"]]}}
         for result in results:
-            layout[result] = {f"{result} (training and validation)": ["Multiline", [rf"^(train|val)/{re.escape(result)}$"]]}
+            layout[result] = {f"{result} ({words})": ["Multiline", [rf"^({stages})/{re.escape(result)}$"]]}
         layout["learning rate"] = {"learning rate": ["Multiline", [r"^opt/lr$"]]}
         for writer in tensorboard_writers(trainer):
             writer.add_summary(custom_scalars(layout))

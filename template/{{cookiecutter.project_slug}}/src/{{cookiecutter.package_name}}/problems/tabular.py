@@ -15,6 +15,10 @@ weights (never the biases). For convex objectives with a unique minimizer (squar
 loss, linear model) the module solves the problem in float64 before training (Newton's method,
 or FISTA when l1 > 0) and logs `val/dist_to_opt` (||theta - theta*||) and `train/excess_loss`
 (objective on the whole training set minus its minimum) at every validation.
+
+A classifier also logs `train/acc` (the fraction of each epoch's training samples it classified
+correctly, as it went), `val/acc` and `val/auroc`. With the data's `test_every_epoch: true`, every
+validation evaluates the test split too: `test/loss`, `test/acc`, ... curves, as lecture 0 plots.
 """
 
 import csv
@@ -181,6 +185,7 @@ class TabularDataModule(L.LightningDataModule):
         split_seed: int = 0,  # seed of the train/validation/test split
         batch_size: int = 64,  # training mini-batch size
         full_batch: bool = False,  # true: each step uses the whole training set (SGD becomes gradient descent)
+        test_every_epoch: bool = False,  # also test at every validation of fit: test/ curves (choose settings on val/ only)
     ):
         super().__init__()
         if source not in SOURCES:
@@ -190,6 +195,9 @@ class TabularDataModule(L.LightningDataModule):
         check_holdout("val_size", val_size)
         check_holdout("test_size", test_size, minimum=0)  # 0: no test split
         check_whole_numbers(batch_size=batch_size)
+        if test_every_epoch and not test_size:
+            raise ConfigError("test_every_epoch needs a test split, and test_size is 0: set test_size (e.g. 0.2) "
+                              "or test_every_epoch: false")
         if source == "synthetic":
             check_whole_numbers(n_samples=n_samples, n_features=n_features)
             check_whole_numbers(minimum=2, n_classes=n_classes)
@@ -297,6 +305,8 @@ class TabularDataModule(L.LightningDataModule):
         return self.batches("train", training=True)
 
     def val_dataloader(self):
+        if self.hparams.test_every_epoch and self.trainer and self.trainer.state.fn == "fit":
+            return [self.batches("val"), self.batches("test")]  # the module logs the second under test/
         return self.batches("val")
 
     def test_dataloader(self):
@@ -387,9 +397,10 @@ class TabularModel(CourseModule):
     def weights(self) -> list[torch.Tensor]:
         return [p for p in self.net.parameters() if p.ndim > 1]
 
-    def objective(self, x, y) -> torch.Tensor:
-        """Mean loss on (x, y) plus the penalties: what training minimizes."""
-        return data_loss(self.hparams.loss, self(x), y, self.hparams.num_classes) + self.penalty(self.weights())
+    def objective(self, x, y, outputs: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean loss on (x, y) plus the penalties: what training minimizes. `outputs`: self(x), if computed."""
+        outputs = self(x) if outputs is None else outputs
+        return data_loss(self.hparams.loss, outputs, y, self.hparams.num_classes) + self.penalty(self.weights())
 
     def scores(self, outputs: torch.Tensor) -> torch.Tensor:
         """What the metrics compare with the targets: predictions, probabilities or class scores."""
@@ -397,14 +408,22 @@ class TabularModel(CourseModule):
             return outputs[:, 0]
         return torch.sigmoid(outputs[:, 0]) if self.hparams.num_classes == 2 else outputs.softmax(dim=1)
 
+    def predictions(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Predicted classes: score > 0 with two classes (one score per sample), else the highest score."""
+        return (outputs[:, 0] > 0).long() if self.hparams.num_classes == 2 else outputs.argmax(dim=1)
+
     def loss(self, batch) -> torch.Tensor:
         """The training objective on one batch, penalties included (used by the diagnostics)."""
         x, y = batch
         return self.objective(x, y)
 
     def training_step(self, batch, batch_idx):
-        loss = self.loss(batch)
+        x, y = batch
+        outputs = self(x)
+        loss = self.objective(x, y, outputs)
         self.log_step("train/loss", loss, prog_bar=True)  # on logging steps only: see module.py
+        if self.hparams.num_classes:  # classification: the fraction of this epoch's samples classified correctly
+            self.log_epoch_mean("train/acc", (self.predictions(outputs) == y).sum(), len(y))
         return loss
 
     def on_before_optimizer_step(self, optimizer):
@@ -413,15 +432,21 @@ class TabularModel(CourseModule):
         norms = [torch.linalg.vector_norm(p.grad) for p in self.parameters() if p.grad is not None]
         self.log_step("train/grad_norm", torch.linalg.vector_norm(torch.stack(norms)))
 
-    def evaluate(self, batch, stage: str):
+    def evaluate(self, batch, stage: str, prog_bar: bool = True):
         x, y = batch
         outputs = self(x)
-        self.log(f"{stage}/loss", data_loss(self.hparams.loss, outputs, y, self.hparams.num_classes), prog_bar=True)
+        loss = data_loss(self.hparams.loss, outputs, y, self.hparams.num_classes)
+        # add_dataloader_idx=False: test/acc stays test/acc when validation also runs the test split;
+        # sync_dist: the mean over every process's samples (under DDP; summed once, at the epoch's end).
+        self.log(f"{stage}/loss", loss, prog_bar=prog_bar, add_dataloader_idx=False, sync_dist=True)
         self.metrics[stage].update(self.scores(outputs), y)
-        self.log_dict({f"{stage}/{name}": metric for name, metric in self.metrics[stage].items()})
+        self.log_dict({f"{stage}/{name}": metric for name, metric in self.metrics[stage].items()}, add_dataloader_idx=False)
 
-    def validation_step(self, batch, batch_idx):
-        self.evaluate(batch, "val")
+    def validation_step(self, batch, batch_idx, dataloader_idx=0):
+        if dataloader_idx == 0:
+            self.evaluate(batch, "val")
+        else:  # the test split, with data.test_every_epoch: test/ curves, kept out of the progress bar
+            self.evaluate(batch, "test", prog_bar=False)
 
     def test_step(self, batch, batch_idx):
         self.evaluate(batch, "test")

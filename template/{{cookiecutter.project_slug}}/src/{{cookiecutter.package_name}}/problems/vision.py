@@ -1,12 +1,17 @@
 """Image classification: small image datasets held on the device, and a classifier module.
 
     uv run python train.py fit                                              # 8x8 digits, offline, seconds
-    uv run python train.py fit --config configs/vision_fashion_mnist.yaml   # the lecture's MLP
+    uv run python train.py fit --config configs/vision_lecture.yaml         # the lecture's MLP, on the digits
+    uv run python train.py fit --config configs/vision_fashion_mnist.yaml   # the same on Fashion-MNIST
     uv run python train.py fit --config configs/vision_cifar10.yaml --config configs/trainer/gpu.yaml
 
 Datasets: `digits` is scikit-learn's bundled 8x8 handwritten digits (no download);
 `mnist`, `fashion_mnist` and `cifar10` come through torchvision, downloaded into `data_dir`
 on first use (torchvision checks their MD5 sums).
+
+Metrics: `train/loss`, `train/acc` (over each epoch, as the weights move), `val/loss`, `val/acc`;
+with the data's `test_every_epoch: true` also `test/loss` and `test/acc` at every validation:
+the lecture's three curves (training loss, training accuracy, test accuracy).
 """
 
 from pathlib import Path
@@ -120,6 +125,7 @@ class VisionDataModule(L.LightningDataModule):
         augment: bool = False,  # random crops (and flips, see flip) of training images
         crop_padding: int = 4,  # largest shift of a random crop, in pixels
         flip: bool = True,  # mirror training images left-right when augmenting (not for digits!)
+        test_every_epoch: bool = False,  # also test at every validation of fit: test/ curves (choose settings on val/ only)
     ):
         super().__init__()
         (_, height, width), _ = lookup(DATASETS, dataset, "dataset")
@@ -172,6 +178,8 @@ class VisionDataModule(L.LightningDataModule):
         return self.batches("train", training=True)
 
     def val_dataloader(self):
+        if self.hparams.test_every_epoch and self.trainer and self.trainer.state.fn == "fit":
+            return [self.batches("val"), self.batches("test")]  # the module logs the second under test/
         return self.batches("val")
 
     def test_dataloader(self):
@@ -233,16 +241,22 @@ class ImageClassifier(CourseModule):
         self.log_epoch_mean("train/acc", (logits.argmax(dim=-1) == labels).sum(), len(labels))
         return loss
 
-    def evaluate(self, batch, stage: str, accuracy: MulticlassAccuracy):
+    def evaluate(self, batch, stage: str, accuracy: MulticlassAccuracy, prog_bar: bool = True):
         images, labels = batch
         logits = self(images)
         accuracy(logits, labels)
         # Plain cross-entropy (no label smoothing): comparable across runs and settings.
-        self.log(f"{stage}/loss", F.cross_entropy(logits, labels), prog_bar=True)
-        self.log(f"{stage}/acc", accuracy, prog_bar=True)
+        # add_dataloader_idx=False: test/acc stays test/acc when validation also runs the test split;
+        # sync_dist: the mean over every process's images (under DDP; summed once, at the epoch's end).
+        loss = F.cross_entropy(logits, labels)
+        self.log(f"{stage}/loss", loss, prog_bar=prog_bar, add_dataloader_idx=False, sync_dist=True)
+        self.log(f"{stage}/acc", accuracy, prog_bar=prog_bar, add_dataloader_idx=False)
 
-    def validation_step(self, batch, batch_idx):
-        self.evaluate(batch, "val", self.val_acc)
+    def validation_step(self, batch, batch_idx, dataloader_idx=0):
+        if dataloader_idx == 0:
+            self.evaluate(batch, "val", self.val_acc)
+        else:  # the test split, with data.test_every_epoch: test/ curves, kept out of the progress bar
+            self.evaluate(batch, "test", self.test_acc, prog_bar=False)
 
     def test_step(self, batch, batch_idx):
         self.evaluate(batch, "test", self.test_acc)
