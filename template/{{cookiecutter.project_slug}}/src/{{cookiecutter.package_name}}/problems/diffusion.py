@@ -216,8 +216,8 @@ class Diffusion(CourseModule):
 
     def on_validation_epoch_end(self):
         hp, trainer = self.hparams, self.trainer
-        if hp.samples <= 0 or trainer.sanity_checking or (trainer.current_epoch + 1) % hp.sample_every:
-            return
+        if hp.samples <= 0 or trainer.sanity_checking or trainer.fast_dev_run or (trainer.current_epoch + 1) % hp.sample_every:
+            return  # (fast_dev_run logs nothing: no grid to draw)
         experiment = getattr(self.logger, "experiment", None)
         if hasattr(experiment, "add_image"):  # TensorBoard (a no-op stand-in on GPUs other than the first)
             from torchvision.utils import make_grid
