@@ -105,3 +105,11 @@ def test_theory_tags_stay_out_of_the_default_metrics_and_the_table():
     assert header[2:] == ["theory/noise_floor (final)"]
     (ax,) = figures.plot_metrics(groups, ["theory/noise_floor"]).axes
     assert [line.get_linestyle() for line in ax.get_lines()] == ["-", "-"] and not theory_lines(ax)
+
+
+def test_smoothing_shifts_theory_lines_as_it_shifts_the_measured_curve():
+    groups = figures.group_runs([noise_floor_run(0.1, 0)])
+    smoothed = figures.plot_metrics(groups, ["train/suboptimality"], smooth=0.9).axes[0]
+    (expected,) = theory_lines(smoothed)["theory/suboptimality"]
+    series = groups[0].runs[0].scalars["theory/suboptimality"]
+    np.testing.assert_allclose(expected.get_ydata(), figures.smoothed(series.values, 0.9))  # not the raw values

@@ -179,3 +179,27 @@ def test_sgd_settles_at_the_theory_noise_floor(lr, in_tmp):
     assert np.allclose(floor, floor[0])  # a constant step: one floor
     step, measured = scalars["train/suboptimality"]
     assert measured[step >= 800].mean() == pytest.approx(floor[0], rel=0.2)
+
+
+@pytest.mark.slow
+def test_the_lectures_zigzag_figure_from_three_runs(in_tmp):
+    """docs/lectures.md's picture, end to end: GD, heavy ball and Adam on the condition number 50
+    valley (objective_zigzag.yaml), then the figures command; GD alternates sides of the valley."""
+    from {{ cookiecutter.package_name }} import figures, trajectories
+
+    fit("objective_zigzag.yaml")
+    fit("objective_zigzag.yaml", "--optimizer", "momentum", "--optimizer.lr", "1.0", "--optimizer.momentum", "0.7")
+    fit("objective_zigzag.yaml", "--optimizer", "adam", "--optimizer.lr", "0.3")
+    result = figures.main(["objective_zigzag", "--out", "figures", "--embed"])
+    assert Path("figures/trajectories.png") in result["written"]
+    runs = figures.select_runs(["objective_zigzag"])
+    notes: list[str] = []
+    (picture,) = trajectories.pictures_of([trajectories.read_trajectory(run, notes) for run in runs])
+    drawing = trajectories.draw_picture(trajectories.prepare(picture, notes, points=20), figures.group_runs(runs))
+    paths = {line.get_label(): np.asarray(line.get_ydata()) for line, _ in drawing.paths}
+    assert len(paths) == 3  # one labelled path per run
+    across = {label: y - picture.trajectories[0].minimizer[1] for label, y in paths.items()}  # x2 - x2*: across the valley
+    flips = {label: int((np.sign(y[1:21]) != np.sign(y[:20])).sum()) for label, y in across.items()}
+    gd = next(label for label in flips if "1.9" in label)
+    assert flips[gd] == 20  # GD jumps to the other side at every one of its first 20 steps
+    assert all(count <= 10 for label, count in flips.items() if label != gd)  # heavy ball and Adam do not

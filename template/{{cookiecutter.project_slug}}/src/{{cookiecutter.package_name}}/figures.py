@@ -689,9 +689,10 @@ def theory_label(tag: str) -> str:
     return "theory: " + THEORY_NAMES.get(name, name.replace("_", " "))
 
 
-def draw_theory(ax, groups: list[Group], metric: str, x: str) -> list[str]:
+def draw_theory(ax, groups: list[Group], metric: str, x: str, smooth: float = 0.0) -> list[str]:
     """Dashed lines (see THEORY_DASHES), in each group's colour, of the theory tags that belong to
-    `metric`: the mean over the group's runs, not shaded. Returns the tags drawn.
+    `metric`: the mean over the group's runs, not shaded, smoothed as the measured curves are (so
+    that smoothing shifts both alike). Returns the tags drawn.
 
     Theory does not move the view: the y limits stay those of the measured curves, widened only
     to show theory values close to them (within a quarter of the panel's height), so a noise
@@ -703,7 +704,7 @@ def draw_theory(ax, groups: list[Group], metric: str, x: str) -> list[str]:
     drawn, values = [], []
     for tag in theory_tags(groups, metric):
         for number, group in enumerate(groups):
-            curve = group_curve(group, tag, x)
+            curve = group_curve(group, tag, x, smooth)
             if curve is None:
                 continue
             ys = np.where(curve.mean > 0, curve.mean, np.nan) if log else curve.mean
@@ -769,7 +770,7 @@ def plot_metrics(groups: list[Group], metrics: list[str], x: str = "step", smoot
                     ax.fill_between(curve.x, curve.low, curve.high, color=color, alpha=0.2, linewidth=0)
             if log_y_axis([curve.low for _, curve in curves], log_y, metric, notes):
                 ax.set_yscale("log")
-            theory += [tag for tag in draw_theory(ax, groups, metric, x) if tag not in theory]
+            theory += [tag for tag in draw_theory(ax, groups, metric, x, smooth) if tag not in theory]
             ax.set_title(words(metric))
             ax.set_xlabel(X_AXES[x])
             ax.set_ylabel(words(metric))

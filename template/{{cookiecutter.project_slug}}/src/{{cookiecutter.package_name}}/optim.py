@@ -67,9 +67,11 @@ OPTIMIZERS = {
     "schedulefree_adamw": ("schedulefree.AdamWScheduleFree", {"lr": 2.5e-3}),
     "sgd_momentum": ("{{ cookiecutter.package_name }}.optimizers.SGDMomentum", {"lr": 0.05}),  # written out by hand
     # x <- x - lr * P g (see optimizers.py), P chosen by --optimizer.preconditioner: diagonal
-    # (Jacobi, diag(H)^-1), newton ((H + damping I)^-1), identity, adagrad or rmsprop
-    "preconditioned": ("{{ cookiecutter.package_name }}.optimizers.PreconditionedGD", {"lr": 1.0, "preconditioner": "diagonal"}),
-    "newton": ("{{ cookiecutter.package_name }}.optimizers.PreconditionedGD", {"lr": 1.0, "preconditioner": "newton"}),  # lr 1: the full step
+    # (Jacobi, diag(H)^-1), newton ((H + damping I)^-1, lr 1: the full step), identity, adagrad or rmsprop
+    "preconditioned": ("{{ cookiecutter.package_name }}.optimizers.PreconditionedGD",
+                       {"lr": 1.0, "preconditioner": "diagonal"}),
+    "newton": ("{{ cookiecutter.package_name }}.optimizers.PreconditionedGD",
+               {"lr": 1.0, "preconditioner": "newton"}),
 }
 
 # Parameters of these layers never get weight decay: shrinking a norm's gain or an embedding
