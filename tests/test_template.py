@@ -30,8 +30,8 @@ def bake(tmp_path: Path, **answers) -> Path:
 
 
 def family_files(project: Path) -> set[str]:
-    """The families whose module is in the project."""
-    return {path.stem for path in project.glob("src/*/problems/*.py") if path.stem != "__init__"}
+    """The families whose module is in the project (a family's helper files, <family>_*.py, count as it)."""
+    return {path.stem.split("_")[0] for path in project.glob("src/*/problems/*.py") if path.stem != "__init__"}
 
 
 def install_and_test(project: Path, *pytest_args: str) -> subprocess.CompletedProcess:

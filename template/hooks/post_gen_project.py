@@ -1,9 +1,9 @@
 """Tidy the generated project: drop the problem families the team did not choose, link the
 project to the template for later updates (.cruft.json), then print the next steps.
 
-Each family is one cohesive unit: `src/<package>/problems/<family>.py`, `configs/<family>*.yaml`,
-`configs/sweeps/<family>*.yaml` and `tests/test_<family>.py`, plus the nets in
-`src/<package>/nets/` that only it uses.
+Each family is one cohesive unit: `src/<package>/problems/<family>.py` and its helpers
+`<family>_*.py`, `configs/<family>*.yaml`, `configs/sweeps/<family>*.yaml` and
+`tests/test_<family>*.py`, plus the nets in `src/<package>/nets/` that only it uses.
 
 Only files that this run created are ever deleted. The pre-generation hook writes down the files
 the folder held before (none for a new project), so a file of the team's own, such as
@@ -61,6 +61,7 @@ def unwanted_files(root: Path, keep: set[str]) -> list[Path]:
     unwanted = []
     for family in set(FAMILY_NETS) - keep:
         unwanted.append(package / "problems" / f"{family}.py")
+        unwanted += (package / "problems").glob(f"{family}_*.py")  # its helpers, e.g. objective_theory.py
         unwanted += root.glob(f"configs/{family}*.yaml")
         unwanted += root.glob(f"configs/sweeps/{family}*.yaml")
         unwanted += root.glob(f"tests/test_{family}*.py")
