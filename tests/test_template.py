@@ -153,7 +153,7 @@ def test_interactive_answers(tmp_path):
 
 def test_generates_from_a_git_url(tmp_path):
     clone = tmp_path / "template-repo"
-    ignore = shutil.ignore_patterns(".venv", ".git", "__pycache__", ".pytest_cache")
+    ignore = shutil.ignore_patterns(".venv", ".git", "__pycache__", ".pytest_cache", "projects")  # (examples: not needed)
     shutil.copytree(REPO, clone, ignore=ignore)
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.edu"]
     subprocess.run([*git, "init", "-q"], cwd=clone, check=True)
@@ -173,7 +173,7 @@ def test_readme_commands_generate_train_and_report_where_the_logs_are(tmp_path):
     readme = (REPO / "README.md").read_text()
     command = re.search(r"^python -m pip install cookiecutter uv && (.+)$", readme, re.M).group(1)
     clone = tmp_path / "clone"
-    shutil.copytree(REPO, clone, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__"))
+    shutil.copytree(REPO, clone, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "projects"))
     env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # cookiecutter and uv
     result = subprocess.run(command, shell=True, cwd=clone, env=env, capture_output=True, text=True, timeout=900)

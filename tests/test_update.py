@@ -45,7 +45,7 @@ def commit_all(folder: Path, message: str) -> str:
 def template_repo(tmp_path) -> Path:
     """A git repository holding a copy of this template, with one commit."""
     clone = tmp_path / "template-repo"
-    shutil.copytree(REPO, clone, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", ".*_cache"))
+    shutil.copytree(REPO, clone, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", ".*_cache", "projects"))
     git(clone, "init", "-q")
     commit_all(clone, "template A")
     return clone
