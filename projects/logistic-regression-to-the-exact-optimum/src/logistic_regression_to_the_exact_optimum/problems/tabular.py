@@ -1,0 +1,542 @@
+"""Linear models, logistic regression, linear SVMs and MLPs on feature vectors.
+
+    uv run python train.py fit                                          # logistic regression, breast cancer data
+    uv run python train.py fit --config configs/tabular_synthetic.yaml  # least squares with a chosen condition number
+    uv run python train.py fit --config configs/tabular_gd_vs_sgd.yaml --data.init_args.batch_size 10
+
+Data (`source`): `synthetic` (a generated problem with chosen size, condition number, noise
+and seed, which keeps its true parameters), a dataset bundled with scikit-learn (breast_cancer,
+diabetes, wine, iris, digits: no download), or `csv` (a CSV file with a header row; `target`
+names the column to predict, every other column must be numeric). Features are standardized
+with the mean and standard deviation of the training split only.
+
+The objective is the mean loss over the training set plus l2/2 ||w||^2 + l1 ||w||_1 over the
+weights (never the biases). For convex objectives with a unique minimizer (squared or logistic
+loss, linear model) the module solves the problem in float64 before training (Newton's method,
+or FISTA when l1 > 0) and logs `val/dist_to_opt` (||theta - theta*||) and `train/excess_loss`
+(objective on the whole training set minus its minimum) at every validation.
+
+A classifier also logs `train/acc` (the fraction of each epoch's training samples it classified
+correctly, as it went), `val/acc` and `val/auroc`. With the data's `test_every_epoch: true`, every
+validation evaluates the test split too: `test/loss`, `test/acc`, ... curves, as lecture 0 plots.
+"""
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import AUROC, Accuracy
+from torchmetrics.regression import MeanSquaredError, R2Score
+
+from ..data import (
+    DeviceBatches,
+    check_holdout,
+    check_whole_numbers,
+    data_device,
+    device_batches,
+    holdout_size,
+    read_utf8,
+    split_indices,
+)
+from ..module import CourseModule, OptimizerFactory, ScheduleFactory
+from ..nets.mlp import MLP
+from ..registry import ConfigError, check_arguments
+
+# scikit-learn's bundled datasets: name -> (loader function, number of classes; 0 for a real target)
+SKLEARN_DATASETS = {
+    "breast_cancer": ("load_breast_cancer", 2),
+    "diabetes": ("load_diabetes", 0),
+    "wine": ("load_wine", 3),
+    "iris": ("load_iris", 3),
+    "digits": ("load_digits", 10),
+}
+SOURCES = ("synthetic", "csv", *SKLEARN_DATASETS)
+TASKS = ("regression", "binary", "multiclass")
+
+
+def synthetic(task: str, n: int, d: int, condition_number: float, noise: float, num_classes: int, seed: int):
+    """A design X (n x d, centred columns) whose X^T X / n has eigenvalues spaced on a log scale
+    from 1/condition_number to 1 exactly, true parameters (w, b), and targets:
+    regression y = X w + b + noise * N(0, 1); binary y = [X w + b + noise * N(0, 1) > 0];
+    multiclass y = argmax(X W + b + noise * N(0, 1)). noise = 0 makes classes separable."""
+    if condition_number < 1 or n <= d:
+        raise ConfigError(f"synthetic data needs condition_number >= 1 and n_samples > n_features, got "
+                          f"{condition_number}, {n}, {d}")
+    generator = torch.Generator().manual_seed(seed)
+    normal = lambda *shape: torch.randn(*shape, generator=generator, dtype=torch.float64)  # noqa: E731
+    z = normal(n, d)
+    left, _ = torch.linalg.qr(z - z.mean(dim=0))  # orthonormal columns, each summing to 0
+    right, _ = torch.linalg.qr(normal(d, d))
+    eigenvalues = torch.logspace(-math.log10(condition_number), 0.0, d, dtype=torch.float64)
+    x = math.sqrt(n) * left @ torch.diag(eigenvalues.sqrt()) @ right.T
+    outputs = 1 if task != "multiclass" else num_classes
+    weight, bias = normal(d, outputs), normal(outputs)
+    scores = x @ weight + bias + noise * normal(n, outputs)
+    if task == "regression":
+        y = scores[:, 0]
+    elif task == "binary":
+        y = (scores[:, 0] > 0).long()
+    else:
+        y = scores.argmax(dim=1)
+    return x, y, {"weight": weight, "bias": bias}
+
+
+def load_sklearn(name: str):
+    """(features, targets) of a dataset bundled with scikit-learn."""
+    import sklearn.datasets  # imported here: slow to import, and only these sources need it
+
+    loader, num_classes = SKLEARN_DATASETS[name]
+    x, y = getattr(sklearn.datasets, loader)(return_X_y=True)
+    y = torch.tensor(y, dtype=torch.long if num_classes else torch.float64)
+    return torch.tensor(x, dtype=torch.float64), y
+
+
+def load_csv(path: str, target: str, task: str):
+    """(features, targets) from a CSV file with a header row; `target` names the target column.
+    Classification targets may be any strings (classes are numbered in sorted order).
+
+    Each problem in the file (no such file or column, an empty, non-numeric, NaN or infinite
+    cell, a row of the wrong length) is a ConfigError naming the file, column and row, with rows
+    numbered as a spreadsheet shows them: the header is row 1."""
+    header, body = csv_rows(path, target)
+    features, labels = [], []
+    for number, row in body:
+        if len(row) != len(header):
+            raise ConfigError(f"{path}, row {number}: {len(row)} cells, but the header names {len(header)} columns")
+        cells = dict(zip(header, row, strict=True))
+        features.append([cell_value(path, cells[column], column, number) for column in header if column != target])
+        if task == "regression":
+            labels.append(cell_value(path, cells[target], target, number))
+        elif not cells[target].strip():
+            raise ConfigError(f"{path}, column {target!r}, row {number}: the class is empty: fill it in or delete the row")
+        else:
+            labels.append(cells[target].strip())
+    x = torch.tensor(features, dtype=torch.float64)
+    if task == "regression":
+        return x, torch.tensor(labels, dtype=torch.float64)
+    classes = sorted(set(labels))
+    if len(classes) < 2:
+        raise ConfigError(f"{path}: column {target!r} holds one class only ({classes[0]!r}): nothing to classify")
+    number_of = {name: i for i, name in enumerate(classes)}
+    return x, torch.tensor([number_of[label] for label in labels])
+
+
+def csv_rows(path: str, target: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header of a CSV file and its other rows, each as (row number, cells); a ConfigError
+    if the file is missing, not UTF-8, empty, or has no column `target`."""
+    if not Path(path).is_file():
+        raise ConfigError(f"no CSV file at {path}: set data.init_args.csv_path to your file")
+    text = read_utf8(Path(path)).removeprefix("\ufeff")  # Excel's "CSV UTF-8" starts with a byte order mark
+    reader = csv.reader(io.StringIO(text))
+    rows = [(reader.line_num, row) for row in reader if row]  # line_num: the row's number; blank lines skipped
+    if not rows:
+        raise ConfigError(f"{path} is empty: it needs a header row naming the columns, then one row per sample")
+    header, body = [name.strip() for name in rows[0][1]], rows[1:]
+    if target not in header:
+        hint = " (its columns seem separated by ';': save it with commas)" if len(header) == 1 and ";" in header[0] else ""
+        raise ConfigError(f"{path} has no column {target!r}{hint}: set data.init_args.target to one of {', '.join(header)}")
+    if len(set(header)) < len(header):
+        twice = sorted({name for name in header if header.count(name) > 1})
+        raise ConfigError(f"{path}: the header names column(s) {', '.join(map(repr, twice))} more than once: rename them")
+    if not body:
+        raise ConfigError(f"{path} has a header but no rows of data")
+    return header, body
+
+
+def cell_value(path: str, text: str, column: str, row: int) -> float:
+    """A CSV cell as a finite float, or a ConfigError naming the file, column and row."""
+    where = f"{path}, column {column!r}, row {row}"
+    if not text.strip():
+        raise ConfigError(f"{where}: the cell is empty: fill it in or delete the row")
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{where}: {text!r} is not a number: features (and a regression target) must be numbers") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: {text.strip()} is not a finite number: replace it or delete the row")
+    return value
+
+
+class TabularDataModule(L.LightningDataModule):
+    """Train, validation and test splits of a feature matrix, standardized, held on the device."""
+
+    def __init__(
+        self,
+        source: str = "breast_cancer",  # synthetic, csv, or breast_cancer, diabetes, wine, iris, digits (scikit-learn)
+        task: str = "binary",  # synthetic and csv: regression, binary or multiclass (scikit-learn sets its own)
+        csv_path: str = "data/data.csv",  # csv: the file (a header row, numeric feature columns)
+        target: str = "target",  # csv: the name of the column to predict
+        n_samples: int = 500,  # synthetic: training samples (validation and test are drawn besides)
+        n_features: int = 20,  # synthetic: number of features d
+        condition_number: float = 10.0,  # synthetic: of X^T X / n on the training set (eigenvalues 1/cond..1)
+        noise: float = 0.1,  # synthetic: standard deviation of the noise added to the targets or scores
+        n_classes: int = 3,  # synthetic multiclass: number of classes
+        data_seed: int = 0,  # synthetic: seed of the design, true parameters and noise
+        standardize: bool = True,  # features to mean 0, std 1 on the training split (false: keep a synthetic design's spectrum)
+        val_size: int | float = 0.2,  # validation samples: a fraction below 1 (e.g. 0.2), or a count (e.g. 100)
+        test_size: int | float = 0.2,  # test samples: a fraction below 1, or a count (0: no test split)
+        split_seed: int = 0,  # seed of the train/validation/test split
+        batch_size: int = 64,  # training mini-batch size
+        full_batch: bool = False,  # true: each step uses the whole training set (SGD becomes gradient descent)
+        test_every_epoch: bool = False,  # also test at every validation of fit: test/ curves (choose settings on val/ only)
+    ):
+        super().__init__()
+        if source not in SOURCES:
+            raise ConfigError(f"unknown source {source!r}: choose one of {', '.join(SOURCES)}")
+        if task not in TASKS:
+            raise ConfigError(f"unknown task {task!r}: choose one of {', '.join(TASKS)}")
+        check_holdout("val_size", val_size)
+        check_holdout("test_size", test_size, minimum=0)  # 0: no test split
+        check_whole_numbers(batch_size=batch_size)
+        if test_every_epoch and not test_size:
+            raise ConfigError("test_every_epoch needs a test split, and test_size is 0: set test_size (e.g. 0.2) "
+                              "or test_every_epoch: false")
+        if source == "synthetic":
+            check_whole_numbers(n_samples=n_samples, n_features=n_features)
+            check_whole_numbers(minimum=2, n_classes=n_classes)
+            if not noise >= 0:
+                raise ConfigError(f"noise {noise}: give a standard deviation >= 0 (e.g. 0.1)")
+        self.save_hyperparameters()
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.truth: dict[str, torch.Tensor] = {}  # synthetic: the true weight and bias
+
+    @property
+    def task(self) -> str:
+        if self.hparams.source in SKLEARN_DATASETS:
+            return {0: "regression", 2: "binary"}.get(SKLEARN_DATASETS[self.hparams.source][1], "multiclass")
+        return self.hparams.task
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes; 0 for a real-valued (regression) target."""
+        hp = self.hparams
+        if hp.source in SKLEARN_DATASETS:
+            return SKLEARN_DATASETS[hp.source][1]
+        if self.task == "regression":
+            return 0
+        if hp.source == "synthetic":
+            return 2 if self.task == "binary" else hp.n_classes
+        self.load()
+        return self.csv_classes
+
+    @property
+    def num_features(self) -> int:
+        hp = self.hparams
+        if hp.source == "synthetic":
+            return hp.n_features
+        return self.load()[0][0].shape[1]
+
+    def load(self):
+        """{split: (features float64, targets)} before standardization, cached."""
+        if getattr(self, "raw", None) is not None:
+            return self.raw
+        hp = self.hparams
+        if hp.source == "synthetic":
+            draw = lambda n, seed: synthetic(self.task, n, hp.n_features, hp.condition_number,  # noqa: E731
+                                             hp.noise, hp.n_classes, seed)
+            x, y, self.truth = draw(hp.n_samples, hp.data_seed)
+            n_val = holdout_size("val_size", hp.val_size, hp.n_samples)  # fractions are of n_samples
+            n_test = holdout_size("test_size", hp.test_size, hp.n_samples, minimum=0)
+            # validation and test: fresh samples from the same distribution (same design spectrum and truth)
+            x_out, y_out = self.fresh_samples(x, n_val + n_test)
+            self.raw = ((x, y), (x_out[:n_val], y_out[:n_val]), (x_out[n_val:], y_out[n_val:]))
+            return self.raw
+        x, y = load_sklearn(hp.source) if hp.source in SKLEARN_DATASETS else load_csv(hp.csv_path, hp.target, hp.task)
+        if hp.source == "csv" and self.task != "regression":
+            self.csv_classes = int(y.max()) + 1
+            if self.task == "binary" and self.csv_classes != 2:
+                raise ConfigError(f"{hp.csv_path}: column {hp.target!r} has {self.csv_classes} classes: use task: multiclass")
+        rest, test = split_indices(len(y), hp.test_size, hp.split_seed, "test_size", minimum=0)
+        n_val = holdout_size("val_size", hp.val_size, len(y))  # a fraction of all the samples, like test_size
+        if len(rest) - n_val < 2:  # the standard deviation of the training features needs two samples
+            raise ConfigError(f"val_size {hp.val_size} and test_size {hp.test_size} hold out {n_val} + {len(test)} of "
+                              f"the {len(y)} samples, leaving {max(0, len(rest) - n_val)} to train on: make them "
+                              "smaller (e.g. 0.2 and 0.2)")
+        train, val = rest[n_val:], rest[:n_val]
+        self.raw = ((x[train], y[train]), (x[val], y[val]), (x[test], y[test]))
+        return self.raw
+
+    def fresh_samples(self, x_train: torch.Tensor, count: int):
+        """`count` new synthetic samples: features with the training design's covariance, targets
+        from the same true parameters and noise."""
+        hp = self.hparams
+        generator = torch.Generator().manual_seed(hp.data_seed + 1)
+        covariance = x_train.T @ x_train / len(x_train)
+        root = torch.linalg.cholesky(covariance)
+        x = torch.randn(count, hp.n_features, generator=generator, dtype=torch.float64) @ root.T
+        scores = x @ self.truth["weight"] + self.truth["bias"]
+        scores = scores + hp.noise * torch.randn(scores.shape, generator=generator, dtype=torch.float64)
+        y = {"regression": scores[:, 0], "binary": (scores[:, 0] > 0).long(), "multiclass": scores.argmax(dim=1)}
+        return x, y[self.task]
+
+    def setup(self, stage: str | None = None):
+        if self.splits:
+            return
+        trainer = self.trainer
+        # The data follow the module's precision: float64 for precision 64-true, else float32.
+        dtype = torch.float64 if trainer and str(trainer.precision).startswith("64") else torch.float32
+        device = data_device(self)
+        splits = dict(zip(("train", "val", "test"), self.load(), strict=True))
+        mean, std = torch.zeros(()), torch.ones(())
+        if self.hparams.standardize:  # statistics of the training split only
+            mean = splits["train"][0].mean(dim=0)
+            std = splits["train"][0].std(dim=0)
+            # A column constant on the training split (a pixel always blank in digits) is only centred:
+            # dividing by its zero spread would blow any other value in validation or test up to 1e12.
+            std = torch.where(std > 1e-12, std, torch.ones_like(std))
+        for name, (x, y) in splits.items():
+            y = y.to(dtype) if self.task == "regression" else y
+            self.splits[name] = (((x - mean) / std).to(device, dtype), y.to(device))
+        self.shuffle_seed = int(torch.randint(0, 2**31 - 1, ()))  # from the global seed, as in vision
+
+    def batches(self, split: str, training: bool = False) -> DeviceBatches:
+        full = not training or self.hparams.full_batch
+        batch_size = max(1, len(self.splits[split][1])) if full else self.hparams.batch_size  # test_size 0: empty
+        return device_batches(self, self.splits[split], batch_size, training=training and not full)
+
+    def train_dataloader(self):
+        return self.batches("train", training=True)
+
+    def val_dataloader(self):
+        if self.hparams.test_every_epoch and self.trainer and self.trainer.state.fn == "fit":
+            return [self.batches("val"), self.batches("test")]  # the module logs the second under test/
+        return self.batches("val")
+
+    def test_dataloader(self):
+        return self.batches("test")
+
+    def predict_dataloader(self):
+        return self.batches("test")
+
+
+def data_loss(kind: str, outputs: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Mean loss of the outputs: squared error, logistic (binary or multinomial) or hinge."""
+    if kind == "squared":
+        return F.mse_loss(outputs[:, 0], targets)
+    if num_classes == 2:  # one score per sample; labels 0/1
+        if kind == "logistic":
+            return F.binary_cross_entropy_with_logits(outputs[:, 0], targets.to(outputs.dtype))
+        return F.relu(1 - (2 * targets.to(outputs.dtype) - 1) * outputs[:, 0]).mean()  # hinge, labels +-1
+    if kind == "logistic":
+        return F.cross_entropy(outputs, targets)
+    return F.multi_margin_loss(outputs, targets)  # multiclass hinge (Weston-Watkins)
+
+
+LOSSES = ("squared", "logistic", "hinge")
+NETS = ("linear", "mlp")
+
+
+class TabularModel(CourseModule):
+    """A linear model or an MLP trained on mean loss + l2/2 ||w||^2 + l1 ||w||_1."""
+
+    def __init__(
+        self,
+        loss: str = "logistic",  # squared (regression), logistic (binary or multinomial) or hinge (linear SVM)
+        net: str = "linear",  # linear, or mlp (see src/<package>/nets/mlp.py)
+        net_args: dict[str, Any] | None = None,  # mlp arguments, e.g. {widths: [64, 64], activation: relu}
+        l2: float = 0.0,  # penalty l2/2 ||w||^2 in the objective (weights only, never biases)
+        l1: float = 0.0,  # penalty l1 ||w||_1 in the objective (weights only)
+        optimizer: OptimizerFactory | None = None,  # --optimizer NAME (see optim.py); None: adam
+        scheduler: ScheduleFactory | None = None,  # --scheduler NAME (see optim.py); None: constant
+        param_groups: list[dict[str, Any]] | None = None,  # per-parameter settings, e.g. [{match: "net.*.bias", lr: 0.1}]
+        num_features: int | None = None,  # filled in from the data by train.py
+        num_classes: int | None = None,  # filled in from the data by train.py (0: regression)
+    ):
+        super().__init__(optimizer, scheduler, param_groups)
+        self.save_hyperparameters()
+        if num_features is None or num_classes is None:
+            raise ConfigError("TabularModel needs num_features and num_classes; train.py takes them from the data. "
+                              "In your own code pass them, e.g. TabularModel(num_features=30, num_classes=2)")
+        if loss not in LOSSES or net not in NETS:
+            raise ConfigError(f"loss must be one of {', '.join(LOSSES)} and net one of {', '.join(NETS)}; "
+                              f"got loss {loss!r}, net {net!r}")
+        if (loss == "squared") != (num_classes == 0):
+            raise ConfigError(f"loss {loss!r} does not fit this data ({num_classes} classes): use squared for a "
+                              "real-valued target (task: regression), logistic or hinge for classes")
+        if l1 < 0 or l2 < 0:
+            raise ConfigError(f"l1 and l2 must be >= 0, got {l1}, {l2}")
+        outputs = num_classes if num_classes > 2 else 1
+        if net == "linear":
+            if net_args:
+                raise ConfigError("net_args are for net: mlp; the linear model takes none")
+            self.net = nn.Linear(num_features, outputs)
+            nn.init.zeros_(self.net.weight), nn.init.zeros_(self.net.bias)  # start at 0, as the lectures do
+        else:
+            check_arguments(MLP, net_args or {}, "net 'mlp'", skip=("input_shape", "num_outputs"))
+            self.net = MLP((num_features,), outputs, **(net_args or {}))
+        self.metrics = nn.ModuleDict({stage: self.make_metrics(num_classes) for stage in ("val", "test")})
+        self.optimum: list[torch.Tensor] | None = None  # theta* and the optimal objective, once solved
+
+    @staticmethod
+    def make_metrics(num_classes: int) -> MetricCollection:
+        if num_classes == 0:
+            return MetricCollection({"mse": MeanSquaredError(), "r2": R2Score()})
+        task = "binary" if num_classes == 2 else "multiclass"
+        return MetricCollection({"acc": Accuracy(task, num_classes=num_classes),
+                                 "auroc": AUROC(task, num_classes=num_classes)})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def penalty(self, weights: list[torch.Tensor]) -> torch.Tensor:
+        total = 0.0
+        for weight in weights:
+            if self.hparams.l2:
+                total = total + 0.5 * self.hparams.l2 * (weight**2).sum()
+            if self.hparams.l1:
+                total = total + self.hparams.l1 * weight.abs().sum()
+        return total
+
+    def weights(self) -> list[torch.Tensor]:
+        return [p for p in self.net.parameters() if p.ndim > 1]
+
+    def objective(self, x, y, outputs: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean loss on (x, y) plus the penalties: what training minimizes. `outputs`: self(x), if computed."""
+        outputs = self(x) if outputs is None else outputs
+        return data_loss(self.hparams.loss, outputs, y, self.hparams.num_classes) + self.penalty(self.weights())
+
+    def scores(self, outputs: torch.Tensor) -> torch.Tensor:
+        """What the metrics compare with the targets: predictions, probabilities or class scores."""
+        if self.hparams.num_classes == 0:
+            return outputs[:, 0]
+        return torch.sigmoid(outputs[:, 0]) if self.hparams.num_classes == 2 else outputs.softmax(dim=1)
+
+    def predictions(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Predicted classes: score > 0 with two classes (one score per sample), else the highest score."""
+        return (outputs[:, 0] > 0).long() if self.hparams.num_classes == 2 else outputs.argmax(dim=1)
+
+    def loss(self, batch) -> torch.Tensor:
+        """The training objective on one batch, penalties included (used by the diagnostics)."""
+        x, y = batch
+        return self.objective(x, y)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        outputs = self(x)
+        loss = self.objective(x, y, outputs)
+        self.log_step("train/loss", loss, prog_bar=True)  # on logging steps only: see module.py
+        if self.hparams.num_classes:  # classification: the fraction of this epoch's samples classified correctly
+            self.log_epoch_mean("train/acc", (self.predictions(outputs) == y).sum(), len(y))
+        return loss
+
+    def on_before_optimizer_step(self, optimizer):
+        if not self.writes_logs():
+            return
+        norms = [torch.linalg.vector_norm(p.grad) for p in self.parameters() if p.grad is not None]
+        self.log_step("train/grad_norm", torch.linalg.vector_norm(torch.stack(norms)))
+
+    def evaluate(self, batch, stage: str, prog_bar: bool = True):
+        x, y = batch
+        outputs = self(x)
+        loss = data_loss(self.hparams.loss, outputs, y, self.hparams.num_classes)
+        # add_dataloader_idx=False: test/acc stays test/acc when validation also runs the test split;
+        # sync_dist: the mean over every process's samples (under DDP; summed once, at the epoch's end).
+        self.log(f"{stage}/loss", loss, prog_bar=prog_bar, add_dataloader_idx=False, sync_dist=True)
+        self.metrics[stage].update(self.scores(outputs), y)
+        self.log_dict({f"{stage}/{name}": metric for name, metric in self.metrics[stage].items()}, add_dataloader_idx=False)
+
+    def validation_step(self, batch, batch_idx, dataloader_idx=0):
+        if dataloader_idx == 0:
+            self.evaluate(batch, "val")
+        else:  # the test split, with data.test_every_epoch: test/ curves, kept out of the progress bar
+            self.evaluate(batch, "test", prog_bar=False)
+
+    def test_step(self, batch, batch_idx):
+        self.evaluate(batch, "test")
+
+    def predict_step(self, batch, batch_idx):
+        outputs = self(batch[0])
+        return outputs[:, 0] if self.hparams.num_classes == 0 else self.scores(outputs)
+
+    # --- the exact optimum (linear model, squared or logistic loss) ---
+
+    def setup(self, stage: str):
+        data = getattr(self.trainer, "datamodule", None)
+        if self.optimum is None and data is not None and hasattr(data, "splits") and "train" in data.splits:
+            self.optimum = self.solve(*data.splits["train"])
+
+    def solve(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor] | None:
+        """[weight*, bias*, objective*] minimizing the training objective, solved in float64; None
+        when it is not unique or not smooth enough here (MLP, hinge loss, separable classes)."""
+        hp = self.hparams
+        if hp.net != "linear" or hp.loss == "hinge":
+            return None
+        x, y = x.double().cpu(), (y.double() if hp.num_classes == 0 else y).cpu()
+        outputs = self.net.weight.shape[0]
+        shapes = [(outputs, x.shape[1]), (outputs,)]
+
+        def split(theta):
+            return theta[: outputs * x.shape[1]].reshape(shapes[0]), theta[outputs * x.shape[1] :]
+
+        def smooth(theta):  # mean loss + l2 penalty
+            weight, bias = split(theta)
+            return data_loss(hp.loss, x @ weight.T + bias, y, hp.num_classes) + 0.5 * hp.l2 * (weight**2).sum()
+
+        theta = torch.zeros(outputs * (x.shape[1] + 1), dtype=torch.float64)
+        if hp.l1 == 0:
+            theta = newton(smooth, theta)
+        else:  # the Hessian of the multinomial loss at 0 is K/2 times below its largest value
+            theta = fista(smooth, theta, hp.l1, outputs * x.shape[1], curvature=max(1.0, hp.num_classes / 2))
+        if theta is None:
+            return None
+        weight, bias = split(theta)
+        if hp.loss == "logistic" and hp.l2 == 0:
+            predictions = (x @ weight.T + bias).argmax(1) if outputs > 1 else (x @ weight.T + bias)[:, 0] > 0
+            if bool((predictions.long() == y).all()):
+                return None  # separable classes: the loss tends to 0 as ||w|| grows, no minimizer
+        value = smooth(theta) + hp.l1 * weight.abs().sum()
+        return [weight, bias, value]
+
+    def on_validation_epoch_end(self):
+        """Log the distance to theta* and the excess training objective (full training set)."""
+        if self.optimum is None or self.trainer.sanity_checking:
+            return
+        weight, bias, value = (t.to(self.device, self.dtype) for t in self.optimum)
+        distance = torch.sqrt(((self.net.weight - weight) ** 2).sum() + ((self.net.bias - bias) ** 2).sum())
+        self.log("val/dist_to_opt", distance)
+        x, y = self.trainer.datamodule.splits["train"]
+        with torch.no_grad():
+            self.log("train/excess_loss", self.objective(x, y) - value)
+
+
+def newton(function, theta: torch.Tensor, tolerance: float = 1e-10, max_steps: int = 100):
+    """Minimize a smooth convex `function` by Newton's method with backtracking; None if the
+    gradient does not vanish (no minimizer, e.g. separable classes without an l2 penalty)."""
+    for _ in range(max_steps):
+        gradient = torch.func.grad(function)(theta)
+        if torch.linalg.vector_norm(gradient) < tolerance:
+            return theta
+        hessian = torch.func.hessian(function)(theta)
+        direction = torch.linalg.lstsq(hessian, -gradient[:, None]).solution[:, 0]
+        step, value = 1.0, function(theta)
+        while function(theta + step * direction) > value + 1e-4 * step * (gradient @ direction) and step > 1e-10:
+            step /= 2
+        theta = theta + step * direction
+    return None
+
+
+def fista(function, theta: torch.Tensor, l1: float, n_weights: int, curvature: float = 1.0,
+          tolerance: float = 1e-12, max_steps: int = 50_000):
+    """Minimize function(theta) + l1 ||theta[:n_weights]||_1 by FISTA with restarts, step 1/L where
+    L = curvature * the largest Hessian eigenvalue at 0 is an upper bound on the curvature."""
+    step = 1.0 / (curvature * torch.linalg.eigvalsh(torch.func.hessian(function)(theta))[-1])
+    threshold = torch.zeros_like(theta)
+    threshold[:n_weights] = step * l1  # biases are not penalized
+    x = y = theta
+    t = 1.0
+    for _ in range(max_steps):
+        z = y - step * torch.func.grad(function)(y)
+        x_new = torch.sign(z) * torch.clamp(z.abs() - threshold, min=0.0)
+        if torch.linalg.vector_norm(x_new - x) <= tolerance * max(1.0, float(torch.linalg.vector_norm(x_new))):
+            return x_new
+        t_new = 1.0 if (y - x_new) @ (x_new - x) > 0 else (1 + math.sqrt(1 + 4 * t * t)) / 2
+        y = x_new + (t - 1) / t_new * (x_new - x)
+        x, t = x_new, t_new
+    return None
