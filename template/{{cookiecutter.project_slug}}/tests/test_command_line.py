@@ -110,6 +110,19 @@ def test_help_lists_every_optimizer_and_schedule(capsys):
     assert re.search(r"\n  adam +Adam\(lr=0.001, betas=\(0.9, 0.999\)", listing)
 
 
+def test_a_command_builds_only_its_own_subcommand_and_help_lists_all_four(in_tmp, capsys):
+    # Each subcommand's parser takes a third of a second to build: `fit` builds fit's only.
+    cli = run("fit", *SHORT)
+    assert list(cli._subcommand_parsers) == ["fit"]
+    with pytest.raises(SystemExit) as exit_info:
+        run("--help")
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    assert all(re.search(rf"\n +{name} +\w", printed) for name in ("fit", "validate", "test", "predict")), printed
+    ckpt = next(Path(cli.trainer.log_dir).glob("checkpoints/*.ckpt"))
+    assert list(run("validate", "--ckpt_path", str(ckpt), *QUIET)._subcommand_parsers) == ["validate"]
+
+
 def test_names_come_from_what_the_command_line_changes():
     assert name_from_arguments(["--optimizer", "adam", "--optimizer.lr", "3e-4", "--seed_everything", "1"]) == "adam_lr3e-4_seed1"
     assert name_from_arguments(["--config", "configs/x.yaml", *QUIET]) is None

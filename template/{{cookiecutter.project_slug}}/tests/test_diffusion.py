@@ -35,7 +35,9 @@ def write_mnist_like(data_dir, class_name, n_train=200, n_test=20):
 def test_every_diffusion_config_runs_one_batch(config, in_tmp):
     write_mnist_like(in_tmp / "data", "MNIST")
     write_mnist_like(in_tmp / "data", "FashionMNIST")
+    # The config's own model and data on a CPU-sized batch: a batch of 128 costs a U-Net seconds here.
     cli = run_one_batch(config, "--trainer.precision", "32-true", "--data.init_args.val_size", "20",
+                        "--data.init_args.batch_size", "8", "--data.init_args.eval_batch_size", "10",
                         "--model.init_args.samples", "4", "--model.init_args.sample_steps", "2")
     assert "val/loss" in cli.trainer.callback_metrics
 

@@ -66,7 +66,18 @@ TENSORBOARD_HINT = (
 class CourseCLI(LightningCLI):
     def __init__(self, *args, default_name: str | None = None, **kwargs):
         self.default_name = default_name  # the run's name when --name is not given
+        # Lightning builds a parser for each of fit, validate, test and predict, which takes longer
+        # than a short run itself: build only the one the command line asks for (all four for `--help`).
+        given = sys.argv[1:] if kwargs.get("args") is None else kwargs["args"]
+        first = given[0] if isinstance(given, list | tuple) and given else None
+        self.built = [first] if first in SUBCOMMANDS else list(SUBCOMMANDS)
+        other = set(SUBCOMMANDS) - set(self.built)
+        kwargs["parser_kwargs"] = {key: value for key, value in kwargs.get("parser_kwargs", {}).items() if key not in other}
         super().__init__(*args, **kwargs)
+
+    def subcommands(self) -> dict[str, set[str]]:
+        every = LightningCLI.subcommands()
+        return {name: every[name] for name in self.built}
 
     def add_arguments_to_parser(self, parser):
         parser.add_argument("--name", type=str | None, default=None,
@@ -185,7 +196,12 @@ class SaveFitConfig(SaveConfigCallback):
             self.config.name = Path(trainer.log_dir).name
             if hasattr(self.config.trainer.logger, "init_args"):
                 self.config.trainer.logger.init_args.version = None
-        super().setup(trainer, pl_module, "fit")
+        log_dir = trainer.log_dir  # (every process asks: Lightning broadcasts it)
+        if trainer.is_global_zero:
+            os.makedirs(log_dir, exist_ok=True)
+            # skip_check: the config was checked when it was read; checking it again took 25 ms of every run.
+            self.parser.save(self.config, os.path.join(log_dir, self.config_filename), skip_none=False,
+                             overwrite=True, multifile=self.multifile, skip_check=True)
 
 
 def fall_back_to_fp16(trainer_config) -> None:
