@@ -123,6 +123,13 @@ def test_a_command_builds_only_its_own_subcommand_and_help_lists_all_four(in_tmp
     assert list(run("validate", "--ckpt_path", str(ckpt), *QUIET)._subcommand_parsers) == ["validate"]
 
 
+def test_checkpoints_can_be_switched_off(in_tmp):
+    cli = run("fit", *SHORT, "--trainer.enable_checkpointing", "false")
+    assert cli.trainer.state.finished and cli.trainer.checkpoint_callbacks == []
+    assert (Path(cli.trainer.log_dir) / "config.yaml").is_file()
+    assert not (Path(cli.trainer.log_dir) / "checkpoints").exists()
+
+
 def test_names_come_from_what_the_command_line_changes():
     assert name_from_arguments(["--optimizer", "adam", "--optimizer.lr", "3e-4", "--seed_everything", "1"]) == "adam_lr3e-4_seed1"
     assert name_from_arguments(["--config", "configs/x.yaml", *QUIET]) is None

@@ -112,6 +112,11 @@ class CourseCLI(LightningCLI):
         trainer.callbacks.append(RunSummary(run_settings(config), TENSORBOARD_HINT))
         return trainer
 
+    def _instantiate_trainer(self, config, callbacks):
+        if config.get("enable_checkpointing") is False:  # no checkpoints at all: leave ours out too
+            callbacks = [callback for callback in callbacks if not isinstance(callback, ModelCheckpoint)]
+        return super()._instantiate_trainer(config, callbacks)
+
     def parse_arguments(self, parser, args):
         super().parse_arguments(parser, args)
         # Before LightningCLI reads the checkpoint's hyperparameters, which comes next.
