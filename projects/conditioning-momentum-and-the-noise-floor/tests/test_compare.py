@@ -8,6 +8,7 @@ settings with seeds 11, 12, 13 in runs/vision_optimizers_final/. Every number th
 computed here from what the event files hold.
 """
 
+import dataclasses
 import statistics
 import warnings
 from pathlib import Path
@@ -277,6 +278,10 @@ def test_compare_marks_a_diverged_run_instead_of_averaging_it(swept):
     assert labels == ["sgd (2 seeds)", "momentum (2 seeds)", "adam (2 seeds)", "diverged", "stopped early"]
     assert ax.get_xscale() == "log" and ax.get_xlabel() == "learning rate"
     assert ax.get_ylabel() == "final validation accuracy"
+    # A long metric name is written whole on the axis, not cut to fit a legend entry.
+    long_name = dataclasses.replace(result["options"], metric="val/bpb")
+    (ax,) = compare.plot_sensitivity(result["settings"], choices, long_name, []).axes
+    assert ax.get_ylabel() == "final validation bits per byte"
 
 
 def test_compare_figures_follow_the_report_style(swept):

@@ -1,7 +1,7 @@
 """Shared test helpers: run the command line in-process, in a temporary folder.
 
 Two tiers:
-    uv run pytest -m "not slow"    # every config, optimizer, schedule, resume and the CLI: 2-3 minutes
+    uv run pytest -m "not slow"    # every config, optimizer, schedule, resume and the CLI: under 3 minutes on 2 cores
     uv run pytest                  # also the slow tier: learning curves, DDP, sweeps, notebooks
 Each family's tests are in tests/test_<family>.py, including a fast_dev_run of each of its configs.
 """

@@ -455,7 +455,7 @@ def plot_sensitivity(settings: list[Setting], choices: list[str], options: Optio
         ax.set_title("learning-rate sensitivity" if options.x.rsplit(".", 1)[-1] == "lr"
                      else fit([f"sensitivity to {options.x.rsplit('.', 1)[-1]}"]))
         ax.set_xlabel(x_words(options.x))
-        ax.set_ylabel(fit([options.summary, words(options.metric)]))
+        ax.set_ylabel(f"{options.summary} {words(options.metric)}")  # whole: an axis has room for it
         if len(handles) > 1:
             add_legend(figure, handles, [handle.get_label() for handle in handles])
     return figure
