@@ -1,0 +1,1 @@
+"""One module per problem family, each with its LightningDataModule and LightningModule."""

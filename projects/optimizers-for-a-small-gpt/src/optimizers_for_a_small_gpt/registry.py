@@ -1,0 +1,33 @@
+"""Look up things chosen by name in a config (optimizers, schedules, nets, datasets), with
+errors that name the valid choices, raised before any training starts."""
+
+import inspect
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message says what to write instead."""
+
+
+def lookup(registry: dict, name: str, kind: str):
+    """Return `registry[name]`, or raise a ConfigError listing the names there are."""
+    if name not in registry:
+        choices = ", ".join(sorted(registry))
+        raise ConfigError(f"unknown {kind} {name!r}: choose one of {choices}")
+    return registry[name]
+
+
+def check_arguments(function, arguments: dict, kind: str, skip: tuple = ()) -> None:
+    """Raise a ConfigError if `function` does not take every key of `arguments`.
+
+    `skip` names the parameters the code fills in itself (such as `params`), which the
+    config must not set.
+    """
+    parameters = inspect.signature(function).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    accepted = [name for name in parameters if name not in skip]
+    unknown = sorted(set(arguments) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"{kind} does not take {', '.join(map(repr, unknown))}; it takes: {', '.join(accepted)}"
+        )

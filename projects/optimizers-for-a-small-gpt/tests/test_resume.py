@@ -1,0 +1,105 @@
+"""Tests of resuming (--ckpt_path): a resume continues the same run or stops with one line, and a
+command that fails leaves the run folder's config.yaml and checkpoints as they were."""
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import yaml
+from conftest import CONFIGS, QUIET, fails_with, run
+
+TWO_FAMILIES = pytest.mark.skipif(
+    not ((CONFIGS / "tabular.yaml").exists() and (CONFIGS / "vision.yaml").exists()),
+    reason="needs the tabular and vision families, which this project does not both have",
+)
+
+
+class RecordLR(L.Callback):
+    """Keeps the learning rate of every training step (in RecordLR.seen)."""
+
+    seen: list[float] = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        RecordLR.seen.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def snapshot(run_dir: Path) -> dict[str, bytes]:
+    """The bytes of a run's config.yaml and checkpoints, to check that a command left them alone."""
+    files = [run_dir / "config.yaml", *sorted((run_dir / "checkpoints").glob("*.ckpt"))]
+    return {path.name: path.read_bytes() for path in files}
+
+
+def test_a_resume_that_changes_the_run_stops_and_leaves_the_run_as_it_was(in_tmp, capsys):
+    first = run("fit", "--trainer.max_epochs", "2", *QUIET)
+    run_dir = Path(first.trainer.log_dir)
+    before = snapshot(run_dir)
+    changes = [
+        ["--optimizer.lr", "0.5", "--scheduler", "constant"],  # LightningCLI would take the checkpoint's
+        ["--data.init_args.batch_size", "0"],  # once wrote batch_size: 0 into the run's config.yaml
+    ]
+    for change in changes:
+        fails_with("this command changes the run it would resume", capsys,
+                   "fit", "--trainer.max_epochs", "4", "--ckpt_path", "last", *change)
+        assert snapshot(run_dir) == before
+
+
+def test_a_resume_takes_the_runs_own_settings_and_finds_the_run_of_the_options_given(in_tmp):
+    adam = run("fit", "--trainer.max_epochs", "1", "--optimizer", "adam", "--data.init_args.batch_size", "32", *QUIET)
+    run("fit", "--trainer.max_epochs", "1", *QUIET)  # a newer run, of the config's optimizer
+    resumed = run("fit", "--trainer.max_epochs", "2", "--optimizer", "adam", "--ckpt_path", "last", *QUIET)
+    assert resumed.trainer.log_dir == adam.trainer.log_dir  # the latest Adam run, not the newest run
+    assert type(resumed.trainer.optimizers[0]).__name__ == "Adam" and resumed.datamodule.hparams.batch_size == 32
+
+
+def test_a_resume_with_a_larger_budget_continues_the_learning_rate(in_tmp):
+    record = ["--trainer.callbacks", "[{class_path: test_resume.RecordLR}]"]
+    RecordLR.seen = []
+    run("fit", "--trainer.max_epochs", "2", "--scheduler", "cosine", *record, *QUIET)
+    before = RecordLR.seen[-1]
+    RecordLR.seen = []
+    resumed = run("fit", "--trainer.max_epochs", "4", "--scheduler", "cosine", "--ckpt_path", "last", *record, *QUIET)
+    assert resumed.trainer.current_epoch == 4
+    # A cosine over 2 epochs ends near 0; replanned over 4 it would restart from its middle.
+    assert max(RecordLR.seen) <= before + 1e-9, (before, RecordLR.seen[:3])
+
+
+def test_the_config_of_a_resumed_run_repeats_it_from_the_start(in_tmp):
+    first = run("fit", "--trainer.max_epochs", "1", *QUIET)
+    resumed = run("fit", "--trainer.max_epochs", "2", "--ckpt_path", "last", *QUIET)
+    saved = yaml.safe_load((Path(resumed.trainer.log_dir) / "config.yaml").read_text())
+    assert saved["ckpt_path"] is None and saved["trainer"]["max_epochs"] == 2
+    assert saved["name"] == Path(first.trainer.log_dir).name
+    again = run("fit", "--config", str(Path(resumed.trainer.log_dir) / "config.yaml"), *QUIET)
+    assert again.trainer.log_dir != first.trainer.log_dir and again.trainer.global_step == resumed.trainer.global_step
+
+
+def test_missing_checkpoints_and_unwritable_folders_end_with_one_line(in_tmp, capsys):
+    fails_with("checkpoint nothere.ckpt does not exist", capsys, "fit", "--ckpt_path", "nothere.ckpt")
+    (in_tmp / "a_file").write_text("in the way of the runs folder")
+    fails_with("cannot write runs into a_file/runs/", capsys, "fit", "--trainer.logger.init_args.save_dir", "a_file/runs")
+
+
+@TWO_FAMILIES
+def test_a_checkpoint_of_another_family_ends_with_one_line(in_tmp, capsys):
+    tabular = run("fit", "--config", str(CONFIGS / "tabular.yaml"), "--trainer.max_epochs", "1", *QUIET)
+    checkpoint = str(Path(tabular.trainer.log_dir) / "checkpoints" / "last.ckpt")
+    vision = ["--config", str(CONFIGS / "vision.yaml")]
+    fails_with("changes the run it would resume (model.class_path", capsys, "fit", *vision, "--ckpt_path", checkpoint)
+    fails_with("is of another model or data than this config", capsys, "test", *vision, "--ckpt_path", checkpoint)
+
+
+@pytest.mark.skipif(not (CONFIGS / "tabular.yaml").exists(), reason="the tabular family is not in this project")
+def test_runs_of_a_csv_file_are_named_after_it_and_resume_their_own(in_tmp):
+    header = ",".join(f"x{i}" for i in range(4)) + ",target\n"
+    for name, width in (("first", 4), ("second", 2)):
+        rows = [",".join(str((i * 7 + j) % 5) for j in range(width)) + f",{i % 2}" for i in range(40)]
+        columns = header if width == 4 else "x0,x1,target\n"
+        (in_tmp / f"{name}.csv").write_text(columns + "\n".join(rows) + "\n")
+    csv = ["--config", str(CONFIGS / "tabular.yaml"), "--data.init_args.source", "csv", "--trainer.max_epochs", "1"]
+    first = run("fit", *csv, "--data.init_args.csv_path", "first.csv", *QUIET)
+    second = run("fit", *csv, "--data.init_args.csv_path", "second.csv", *QUIET)
+    assert Path(first.trainer.log_dir).parent.name == "tabular_first"
+    assert Path(second.trainer.log_dir).parent.name == "tabular_second"
+    resumed = run("fit", *csv, "--data.init_args.csv_path", "first.csv", "--trainer.max_epochs", "2",
+                  "--ckpt_path", "last", *QUIET)
+    assert resumed.trainer.log_dir == first.trainer.log_dir and resumed.trainer.current_epoch == 2
