@@ -206,7 +206,8 @@ class SaveFitConfig(SaveConfigCallback):
             os.makedirs(log_dir, exist_ok=True)
             # skip_check: the config was checked when it was read; checking it again took 25 ms of every run.
             self.parser.save(self.config, os.path.join(log_dir, self.config_filename), skip_none=False,
-                             overwrite=True, multifile=self.multifile, skip_check=True)
+                             overwrite=self.overwrite, multifile=self.multifile, skip_check=True)
+            self.save_config(trainer, pl_module, "fit")  # SaveConfigCallback's hook for subclasses, as its setup calls it
 
 
 def fall_back_to_fp16(trainer_config) -> None:
