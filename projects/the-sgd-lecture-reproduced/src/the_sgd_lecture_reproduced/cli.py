@@ -42,7 +42,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from .callbacks import Diagnostics, Diverged, OptimizerModes, ProgressBar
+from .callbacks import Diagnostics, Diverged, OptimizerModes, ProgressBar, skip_empty_hooks
 from .optim import describe_choices
 from .registry import ConfigError
 from .resume import DATA_TO_MODEL, check_checkpoint, check_same_run, resume_latest_run, take_data_settings
@@ -110,6 +110,7 @@ class CourseCLI(LightningCLI):
         if type(trainer.progress_bar_callback) is TQDMProgressBar:  # Lightning's own: replace it by ours
             trainer.callbacks[trainer.callbacks.index(trainer.progress_bar_callback)] = ProgressBar()
         trainer.callbacks.append(RunSummary(run_settings(config), TENSORBOARD_HINT))
+        skip_empty_hooks(trainer.callbacks)
         return trainer
 
     def _instantiate_trainer(self, config, callbacks):
