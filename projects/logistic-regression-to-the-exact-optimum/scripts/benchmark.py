@@ -33,7 +33,7 @@ import lightning as L
 import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 
-from logistic_regression_to_the_exact_optimum.cli import CourseCLI
+from logistic_regression_to_the_exact_optimum.cli import CLI_SETTINGS, CourseCLI
 from logistic_regression_to_the_exact_optimum.optim import param_groups
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,8 +51,7 @@ def sync(device: torch.device) -> None:
 
 def build(config: Path, *args: str) -> CourseCLI:
     """The experiment's trainer, model and data, built as train.py builds them (nothing runs)."""
-    return CourseCLI(args=["--config", str(config), *args], run=False, seed_everything_default=0,
-                     auto_configure_optimizers=False)
+    return CourseCLI(args=["--config", str(config), *args], run=False, **CLI_SETTINGS)
 
 
 def plain_loop(config: Path, args: list[str]) -> float:

@@ -291,6 +291,16 @@ def names_an_experiment(args: list[str]) -> bool:
     return False
 
 
+# What train.py gives LightningCLI besides the command line (scripts/benchmark.py builds runs with it too).
+CLI_SETTINGS = {
+    "seed_everything_default": 0,
+    "trainer_defaults": {"logger": DEFAULT_LOGGER},
+    "save_config_callback": SaveFitConfig,
+    "save_config_kwargs": {"overwrite": True},  # a resumed run rewrites its config.yaml
+    "auto_configure_optimizers": False,  # the optimizer is the model's `optimizer` entry
+}
+
+
 def main(args: list[str] | None = None, default_config: str | Path | None = None) -> CourseCLI | None:
     """Run the command line on `args` (default: sys.argv), as train.py does.
 
@@ -308,16 +318,8 @@ def main(args: list[str] | None = None, default_config: str | Path | None = None
         expanded = expand_choices(given)
         if args is None:  # the real command line: DDP re-launches sys.argv, so it gets the rewritten flags
             sys.argv[1:] = expanded
-        return CourseCLI(
-            args=None if args is None else expanded,
-            default_name=name_from_arguments(given),
-            parser_kwargs=parser_kwargs,
-            seed_everything_default=0,
-            trainer_defaults={"logger": DEFAULT_LOGGER},
-            save_config_callback=SaveFitConfig,
-            save_config_kwargs={"overwrite": True},  # a resumed run rewrites its config.yaml
-            auto_configure_optimizers=False,  # the optimizer is the model's `optimizer` entry
-        )
+        return CourseCLI(args=None if args is None else expanded, default_name=name_from_arguments(given),
+                         parser_kwargs=parser_kwargs, **CLI_SETTINGS)
     except ArgumentError as error:
         print(f"error: {one_line(str(error))}", file=sys.stderr)
         sys.exit(2)
