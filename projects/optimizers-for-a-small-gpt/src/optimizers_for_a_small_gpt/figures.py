@@ -515,13 +515,19 @@ def key_names(groups: list[Group]) -> list[str]:
 
 
 def batch_size_of(run: Run) -> float | None:
-    """Samples per optimizer step, from the run's config: batch size x devices x nodes x accumulation."""
-    size = None
-    for key in ("data.init_args.batch_size", "data.batch_size", "model.init_args.batch_size"):
-        if isinstance(run.config.get(key), int):
-            size = run.config[key]
-            break
-    if size is None:
+    """Samples per optimizer step, from the run's config: batch size x devices x nodes x accumulation.
+
+    A full-batch run (tabular data with full_batch: true) steps on its whole training set, whatever
+    its batch_size says: that is n_samples for generated data; for other data the config does not
+    say how many, and None is returned (the run has no samples axis) rather than a wrong count.
+    """
+    if run.config.get("data.init_args.full_batch") is True:
+        synthetic = run.config.get("data.init_args.source") == "synthetic"
+        size = run.config.get("data.init_args.n_samples") if synthetic else None
+    else:
+        keys = ("data.init_args.batch_size", "data.batch_size", "model.init_args.batch_size")
+        size = next((run.config[key] for key in keys if isinstance(run.config.get(key), int)), None)
+    if not isinstance(size, int):
         return None
     devices = run.config.get("trainer.devices", 1)
     devices = devices if isinstance(devices, int) and devices > 0 else 1
@@ -745,9 +751,12 @@ def plot_metrics(groups: list[Group], metrics: list[str], x: str = "step", smoot
     panels = []
     for metric in metrics:
         curves = [(group, group_curve(group, metric, x, smooth)) for group in groups]
+        missing = [group.label for group, curve in curves if curve is None and any(metric in run.scalars for run in group.runs)]
         curves = [(group, curve) for group, curve in curves if curve is not None]
         if curves:
             panels.append((metric, curves))
+            if missing and x == "samples":  # a full-batch run on data of unknown size (see batch_size_of)
+                notes.append(f"{metric}: no samples axis for {', '.join(missing)}; left out (try --x step or epoch)")
         else:
             notes.append(f"{metric}: no run logged it against {x}; skipped")
     if not panels:
