@@ -138,9 +138,13 @@ def test_cpu_presets_run_the_default_experiment(preset, in_tmp):
 @needs_gpu
 @pytest.mark.parametrize("preset", ["gpu", "ddp", "fsdp"])
 def test_gpu_presets_run_the_default_experiment(preset, in_tmp):
-    cli = run("fit", "--config", str(CONFIGS / "trainer" / f"{preset}.yaml"), "--trainer.devices", "1",
-              "--trainer.max_steps", "5", *QUIET)
-    assert cli.trainer.global_step == 5
+    try:
+        cli = run("fit", "--config", str(CONFIGS / "trainer" / f"{preset}.yaml"), "--trainer.devices", "1",
+                  "--trainer.max_steps", "5", *QUIET)
+        assert cli.trainer.global_step == 5
+    finally:  # Lightning leaves DDP's and FSDP's process group (NCCL) up: later CPU runs here would sync through it
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 def test_fsdp_preset_builds_a_full_sharding_strategy():
