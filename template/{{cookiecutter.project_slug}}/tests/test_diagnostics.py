@@ -14,6 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from {{ cookiecutter.package_name }}.callbacks import (
     Diagnostics,
     OptimizerModes,
+    ProgressBar,
     noise_scale_parts,
     top_hessian_eigenvalue,
 )
@@ -251,11 +252,11 @@ def test_benchmark_times_start_up():
 
 
 def test_progress_bar_shows_validation_results_on_the_training_bar(in_tmp, capsys):
-    # Given as a callback, since Lightning picks its Rich bar instead of TQDM where rich is installed.
-    bar = "[{class_path: {{ cookiecutter.package_name }}.callbacks.ProgressBar}]"
     short = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "2", "--trainer.logger", "false",
-             "--trainer.enable_model_summary", "false", "--trainer.callbacks", bar]
+             "--trainer.enable_model_summary", "false"]
     cli = run("fit", *short)
+    # Ours in place of Lightning's, which is Rich where rich is installed (as on Colab), else TQDM.
+    assert type(cli.trainer.progress_bar_callback) is ProgressBar
     fitting = "".join(capsys.readouterr())  # Lightning's bars write to stdout
     assert "Epoch 1: 100%" in fitting and "val/loss=" in fitting  # the results, on the training bar
     assert "Validation" not in fitting  # no bar of its own for a validation this short

@@ -149,3 +149,13 @@ def test_bad_data_settings_are_named(tmp_path):
     with pytest.raises(ConfigError) as error:  # offline, without the files: where to put them
         ImageDataModule("mnist", data_dir=str(tmp_path), download=False).setup("fit")
     assert "train-images-idx3-ubyte.gz" in str(error.value) and str(tmp_path / "MNIST" / "raw") in str(error.value)
+
+
+def test_the_noise_schedule_is_copied_to_the_device_once():
+    # Copied at every step, it would make the CPU wait for the GPU at every step.
+    model = Diffusion(TINY, steps=50, input_shape=(1, 8, 8), ema_decay=None)
+    device = torch.device("meta")  # a second device, without a GPU
+    betas, alpha_bar = model.schedule_on(device)
+    assert betas.device == alpha_bar.device == device
+    again = model.schedule_on(device)
+    assert again[0] is betas and again[1] is alpha_bar  # no new copy

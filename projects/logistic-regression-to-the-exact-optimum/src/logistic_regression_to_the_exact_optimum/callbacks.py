@@ -308,8 +308,9 @@ class ProgressBar(TQDMProgressBar):
     results show on the training bar when it ends.
 
     Lightning's own redraws at every step and makes a new validation bar every epoch, which
-    costs more than a small model's steps. train.py puts it in place of Lightning's;
-    `trainer.enable_progress_bar: false` still hides it.
+    costs more than a small model's steps (and reads the logged metrics from the GPU each time).
+    train.py puts it in place of Lightning's, TQDM or Rich; `trainer.enable_progress_bar: false`
+    still hides it.
     """
 
     drawn_at = 0.0

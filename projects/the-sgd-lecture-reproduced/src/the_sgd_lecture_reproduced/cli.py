@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 import yaml
 from jsonargparse import ArgumentError, DefaultHelpFormatter
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -107,7 +107,9 @@ class CourseCLI(LightningCLI):
         if config.get("name") and isinstance(logger, TensorBoardLogger) and logger._version is None:
             logger._version = config.name  # runs/<experiment>/<name>/ instead of version_N
         trainer.callbacks.insert(0, OptimizerModes())  # first: later callbacks see the evaluation weights
-        if type(trainer.progress_bar_callback) is TQDMProgressBar:  # Lightning's own: replace it by ours
+        # Lightning's own bar, TQDM or Rich (its pick where rich is installed, as on Colab), which redraws
+        # and reads the metrics from the GPU at every step: replace it by ours.
+        if type(trainer.progress_bar_callback) in (TQDMProgressBar, RichProgressBar):
             trainer.callbacks[trainer.callbacks.index(trainer.progress_bar_callback)] = ProgressBar()
         trainer.callbacks.append(RunSummary(run_settings(config), TENSORBOARD_HINT))
         skip_empty_hooks(trainer.callbacks)

@@ -181,7 +181,8 @@ class RandomWindows(SeededDraws):
 
     def windows(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         starts = torch.randint(len(self.tokens) - self.block_size, (self.batch_size, 1), generator=generator)
-        windows = self.tokens[starts.to(self.tokens.device) + self.offsets]
+        # non_blocking: the CPU does not wait for the GPU's queued work (a plain copy would, at every step).
+        windows = self.tokens[starts.to(self.tokens.device, non_blocking=True) + self.offsets]
         return windows[:, :-1], windows[:, 1:]
 
 

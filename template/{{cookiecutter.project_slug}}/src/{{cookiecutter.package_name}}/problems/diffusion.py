@@ -181,9 +181,16 @@ class Diffusion(CourseModule):
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.net(x, t)
 
+    def schedule_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """betas and alpha_bar on `device`, copied there once: a copy from the CPU at every step
+        would make the CPU wait for the GPU's queued work at every step."""
+        if self.alpha_bar.device != device:
+            self.betas, self.alpha_bar = self.betas.to(device), self.alpha_bar.to(device)
+        return self.betas, self.alpha_bar
+
     def add_noise(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise: the forward process in closed form."""
-        alpha_bar = self.alpha_bar.to(x0.device)[t].view(-1, 1, 1, 1)
+        alpha_bar = self.schedule_on(x0.device)[1][t].view(-1, 1, 1, 1)
         return alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise
 
     def loss(self, batch) -> torch.Tensor:
@@ -229,7 +236,7 @@ class Diffusion(CourseModule):
     def ddpm_step(self, x: torch.Tensor, eps: torch.Tensor, t: int, noise: torch.Tensor | None, clip: bool) -> torch.Tensor:
         """One ancestral step x_t -> x_(t-1): the mean of q(x_(t-1) | x_t, x0) at the predicted x0,
         plus noise of that distribution's variance beta_t (1 - abar_(t-1)) / (1 - abar_t)."""
-        betas, alpha_bar = self.betas.to(x.device), self.alpha_bar.to(x.device)
+        betas, alpha_bar = self.schedule_on(x.device)
         beta, ab = betas[t], alpha_bar[t]
         ab_prev = alpha_bar[t - 1] if t > 0 else torch.ones_like(ab)
         x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
@@ -244,7 +251,7 @@ class Diffusion(CourseModule):
     def ddim_step(self, x: torch.Tensor, eps: torch.Tensor, t: int, t_prev: int, eta: float,
                   noise: torch.Tensor | None, clip: bool) -> torch.Tensor:
         """One DDIM step x_t -> x_(t_prev) (Song et al. 2021); t_prev = -1 means the clean image."""
-        alpha_bar = self.alpha_bar.to(x.device)
+        alpha_bar = self.schedule_on(x.device)[1]
         ab = alpha_bar[t]
         ab_prev = alpha_bar[t_prev] if t_prev >= 0 else torch.ones_like(ab)
         x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
