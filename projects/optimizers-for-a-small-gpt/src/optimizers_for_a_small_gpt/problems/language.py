@@ -181,8 +181,10 @@ class RandomWindows(SeededDraws):
 
     def windows(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         starts = torch.randint(len(self.tokens) - self.block_size, (self.batch_size, 1), generator=generator)
-        # non_blocking: the CPU does not wait for the GPU's queued work (a plain copy would, at every step).
-        windows = self.tokens[starts.to(self.tokens.device, non_blocking=True) + self.offsets]
+        # non_blocking on a CUDA GPU: the CPU does not wait for the GPU's queued work, as a plain copy
+        # would at every step (not on Apple's MPS, where such copies have raced: pytorch#83015).
+        device = self.tokens.device
+        windows = self.tokens[starts.to(device, non_blocking=device.type == "cuda") + self.offsets]
         return windows[:, :-1], windows[:, 1:]
 
 
