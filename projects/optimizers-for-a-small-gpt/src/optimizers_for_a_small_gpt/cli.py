@@ -42,6 +42,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, TQDMPr
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from . import logger as course_logger
 from .callbacks import Diagnostics, Diverged, OptimizerModes, ProgressBar, skip_empty_hooks
 from .optim import describe_choices
 from .registry import ConfigError
@@ -51,7 +52,7 @@ from .summary import RunSummary, run_settings
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 DEFAULT_LOGGER = {
-    "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+    "class_path": f"{course_logger.__name__}.TensorBoardLogger",  # see logger.py
     "init_args": {"save_dir": "runs", "name": "default"},
 }
 

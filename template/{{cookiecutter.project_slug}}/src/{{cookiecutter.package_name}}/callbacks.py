@@ -20,12 +20,14 @@ The sharpness and noise scale need the module's `loss(batch)` (see module.py).
 """
 
 import math
+import sys
 import time
 
 import torch
 from lightning.fabric.utilities.apply_func import apply_to_collection
 from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.data import extract_batch_size
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -302,25 +304,57 @@ class Diagnostics(Callback):
         )
 
 
+class QuietTqdm(Tqdm):
+    """Lightning's tqdm bar, redrawn at most every `every` seconds (and when it closes)."""
+
+    every = 0.1
+    drawn_at = float("-inf")
+
+    def due(self) -> bool:
+        """Whether a redraw now would be shown (then the metrics are worth reading for it)."""
+        return time.monotonic() - self.drawn_at >= self.every
+
+    def refresh(self, *args, **kwargs):
+        if self.due():
+            self.drawn_at = time.monotonic()
+            super().refresh(*args, **kwargs)
+
+
 class ProgressBar(TQDMProgressBar):
     """Lightning's progress bar, redrawn at most 10 times a second while training, and with no
     bar of its own for a short validation (10 batches or fewer) between training epochs: its
-    results show on the training bar when it ends.
+    results show on the training bar.
 
-    Lightning's own redraws at every step and makes a new validation bar every epoch, which
-    costs more than a small model's steps (and reads the logged metrics from the GPU each time).
-    train.py puts it in place of Lightning's, TQDM or Rich; `trainer.enable_progress_bar: false`
-    still hides it.
+    Lightning's own redraws several times a step and epoch and reads the logged metrics (from the
+    GPU) each time: for the small defaults, whose epochs take milliseconds, that cost more than
+    training. train.py puts this one in place of Lightning's, TQDM or Rich;
+    `trainer.enable_progress_bar: false` still hides it.
     """
 
-    drawn_at = 0.0
     quiet_validation = False  # this validation has no bar
 
+    def init_train_tqdm(self) -> Tqdm:
+        # Lightning's training bar (TQDMProgressBar.init_train_tqdm), redrawn less often
+        return QuietTqdm(desc=self.train_description, position=2 * self.process_position, disable=self.is_disabled,
+                         leave=True, dynamic_ncols=True, file=sys.stdout, smoothing=0, bar_format=self.BAR_FORMAT)
+
+    def redraw_due(self) -> bool:
+        return not self.train_progress_bar.disable and self.train_progress_bar.due()
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        now = time.monotonic()
-        if now - self.drawn_at >= 0.1 or batch_idx + 1 == self.total_train_batches:
-            self.drawn_at = now
+        if self.redraw_due():
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        else:
+            self.train_progress_bar.n = batch_idx + 1  # counted, drawn later
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if self.redraw_due():
+            super().on_train_epoch_end(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module):
+        if not self.train_progress_bar.disable:  # the last metrics, drawn as the bar closes
+            self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
+        super().on_train_end(trainer, pl_module)
 
     def on_validation_start(self, trainer, pl_module):
         self.quiet_validation = trainer.state.fn == "fit" and self.total_val_batches <= 10
@@ -338,7 +372,7 @@ class ProgressBar(TQDMProgressBar):
     def on_validation_end(self, trainer, pl_module):
         if not self.quiet_validation:
             super().on_validation_end(trainer, pl_module)
-        elif not trainer.sanity_checking:
+        elif not trainer.sanity_checking and self.redraw_due():
             self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
 
 
