@@ -131,3 +131,4 @@ def test_samples_axis_counts_a_full_batch_step_as_the_whole_training_set():
     lines = {line.get_label().split(" ")[0]: line.get_xdata() for line in figure.axes[0].get_lines()}
     assert len(lines) == 2 and max(max(xs) for xs in lines.values()) == pytest.approx(190 * 500)
     assert any("no samples axis for" in note and "left out" in note for note in notes)
+

@@ -7,9 +7,10 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from conftest import CONFIGS, fails_with, run_one_batch
+from conftest import CONFIGS, QUIET, fails_with, run, run_one_batch
 from lightning.pytorch.loggers import CSVLogger
 
+from logistic_regression_to_the_exact_optimum import figures
 from logistic_regression_to_the_exact_optimum.optim import make_optimizer
 from logistic_regression_to_the_exact_optimum.problems.tabular import SKLEARN_DATASETS, TabularDataModule, TabularModel, data_loss
 from logistic_regression_to_the_exact_optimum.registry import ConfigError
@@ -242,3 +243,14 @@ def test_test_size_0_leaves_an_empty_test_split():
         data.setup("fit")
         assert len(data.splits["test"][1]) == 0 and len(data.test_dataloader()) == 0
         assert len(data.splits["val"][1]) > 0
+
+
+def test_a_validation_is_read_at_the_steps_taken_before_it(in_tmp):
+    # Gradient descent takes one step an epoch: a validation read one step early would put each
+    # epoch's result an epoch (the whole training set, on the samples axis) too soon.
+    cli = run("fit", "--config", str(CONFIGS / "tabular.yaml"), "--trainer.max_epochs", "3", *QUIET)
+    read = figures.read_run(Path(cli.trainer.log_dir))
+    assert cli.trainer.global_step == 3 and list(read.scalars["val/loss"].steps) == [1, 2, 3]
+    assert list(read.scalars["test/loss"].steps) == [1, 2, 3]  # test_every_epoch: tested with each validation
+    assert list(read.scalars["train/loss"].steps) == [1]  # the loss of the weights after 1 step (every 2nd step logs)
+    assert list(figures.x_values(read, read.scalars["val/loss"], "epoch")) == [1, 2, 3]

@@ -68,10 +68,10 @@ def write_run(folder: Path, optimizer: str, lr: float, seed: int, val_losses: li
             writer.add_scalar("train/loss", 2.0 * val_loss + 0.01 * batch, step, walltime=100.0 + step)
             writer.add_scalar("opt/lr", lr, step, walltime=100.0 + step)
             writer.add_scalar("epoch", epoch, step, walltime=100.0 + step)
-        end = (epoch + 1) * steps_per_epoch
-        writer.add_scalar("val/loss", val_loss, end, walltime=100.0 + end)
-        writer.add_scalar("val/acc", 1.0 - val_loss, end, walltime=100.0 + end)
-        writer.add_scalar("epoch", epoch, end, walltime=100.0 + end)
+        end = (epoch + 1) * steps_per_epoch  # Lightning logs a validation one step early: at end - 1
+        writer.add_scalar("val/loss", val_loss, end - 1, walltime=100.0 + end)
+        writer.add_scalar("val/acc", 1.0 - val_loss, end - 1, walltime=100.0 + end)
+        writer.add_scalar("epoch", epoch, end - 1, walltime=100.0 + end)
     writer.close()
 
 

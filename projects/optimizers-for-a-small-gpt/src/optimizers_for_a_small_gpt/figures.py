@@ -55,9 +55,10 @@ Trajectories: when a run folder holds a trajectory.npz (the objective family wri
 command also draws the paths of the iterates over the contours of the objective, into
 trajectories.png / .pdf (see trajectories.py); `--animate` adds trajectories.gif.
 
-x axes (--x): `step` (optimizer steps), `epoch` (fractional epochs, from Lightning's `epoch`
-scalar), `samples` (steps x batch size x devices x gradient accumulation, from config.yaml)
-or `time` (seconds of wall-clock time since the run's first event).
+x axes (--x): `step` (optimizer steps taken before the point was measured: a validation after
+the first epoch of 50 steps is at 50, where TensorBoard shows 49), `epoch` (fractional epochs,
+from Lightning's `epoch` scalar), `samples` (steps x batch size x devices x gradient
+accumulation, from config.yaml) or `time` (seconds of wall-clock time since the run's first event).
 
 This file is the only one that imports matplotlib: training never does.
 """
@@ -195,9 +196,20 @@ def flatten(tree: object, prefix: str = "") -> dict[str, object]:
     return flat
 
 
+def logged_after_the_step(tag: str) -> bool:
+    """Whether Lightning logs `tag` one step early: it logs what a validation measures (val/ and
+    test/ metrics) and the epoch number before it counts the epoch's last step, so the weights
+    after k steps show at step k - 1 in TensorBoard. A training step's metrics (train/loss at step
+    k, logged before the step's update) are of the weights after k steps, as logged."""
+    return tag == "epoch" or tag.startswith(("val/", "test/"))
+
+
 def read_scalars(run_dir: Path) -> dict[str, Series]:
     """Every scalar tag of a run folder, read with TensorBoard's own reader (all event files).
 
+    Steps are the optimizer steps taken before the measurement: the val/ and test/ metrics that
+    TensorBoard shows at step k - 1 are read at k (see logged_after_the_step). Without this, a
+    full-batch run, which takes one step an epoch, would look one epoch ahead on every x axis.
     A resumed run may log a step twice; the value logged last is kept.
     """
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -208,8 +220,9 @@ def read_scalars(run_dir: Path) -> dict[str, Series]:
     for tag in accumulator.Tags()["scalars"]:
         latest = {event.step: event for event in accumulator.Scalars(tag)}
         events = [latest[step] for step in sorted(latest)]
+        shift = 1 if logged_after_the_step(tag) else 0
         scalars[tag] = Series(
-            steps=np.array([event.step for event in events], dtype=float),
+            steps=np.array([event.step + shift for event in events], dtype=float),
             times=np.array([event.wall_time for event in events], dtype=float),
             values=np.array([event.value for event in events], dtype=float),
         )
@@ -550,8 +563,8 @@ def x_values(run: Run, series: Series, x: str) -> np.ndarray | None:
         epochs = run.scalars.get("epoch")
         if epochs is None or not len(epochs.steps):
             return None
-        # Lightning logs the current epoch beside every metric; at the end of epoch e the step
-        # count is (e + 1) x steps per epoch, the largest ratio of all.
+        # Lightning logs the current epoch beside every metric; at the end of epoch e the steps
+        # taken are (e + 1) x steps per epoch, the largest ratio of all.
         steps_per_epoch = max(float(np.max(epochs.steps / (epochs.values + 1))), 1.0)
         return series.steps / steps_per_epoch
     raise ValueError(f"unknown x axis {x!r}: choose one of {', '.join(X_AXES)}")
