@@ -25,9 +25,9 @@ What it writes into figures/:
 - logreg_sgd_floor.md: SGD's excess loss averaged over its last 10 epochs at every step of the grid.
 The last two go into report.md between <!-- logreg:conditioning:... --> and <!-- logreg:sgd_floor:... -->.
 
-Why not only the figures command: it draws the point logged after a run's k-th optimizer step at
-step k - 1, which for a full-batch run (one step per epoch) is one whole epoch early. Here the k-th
-step of a run with s steps per epoch is drawn at epoch k / s, for every method alike.
+Epochs here are steps / steps per epoch: the point measured after a run's k-th optimizer step
+(which figures.read_scalars reads at step k, not at TensorBoard's k - 1) is at epoch k / s for a
+run of s steps per epoch, for every method alike.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import torch
 import yaml
 
 from logistic_regression_to_the_exact_optimum.compare import has_diverged
-from logistic_regression_to_the_exact_optimum.figures import Run, embed_table, find_runs
+from logistic_regression_to_the_exact_optimum.figures import Run, embed_table, find_runs, logged_after_the_step
 from logistic_regression_to_the_exact_optimum.problems.tabular import TabularDataModule, TabularModel
 
 DATASETS = {"breast_cancer": "breast cancer (real; 341 training samples)",
@@ -71,15 +71,17 @@ def lr_of(run: Run) -> float:
 
 
 def steps_per_epoch(run: Run) -> float:
-    series = run.scalars["val/dist_to_opt"]  # logged after the last epoch, at step (total steps - 1)
-    return (series.steps[-1] + 1) / int(run.config["trainer.max_epochs"])
+    series = run.scalars["val/dist_to_opt"]  # measured after the last epoch: read at the total steps
+    return series.steps[-1] / int(run.config["trainer.max_epochs"])
 
 
 def epochs_axis(run: Run, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """(epochs, values) of a metric logged at validation: the point logged at step k - 1 (after
-    the k-th optimizer step) is at epoch k / steps per epoch."""
+    """(epochs, values) of a metric logged at validation: the point measured after the k-th
+    optimizer step is at epoch k / steps per epoch. figures reads val/ metrics at step k already;
+    train/excess_loss, logged at validation under a train/ name, is read at TensorBoard's k - 1."""
     series = run.scalars[metric]
-    return (series.steps + 1) / steps_per_epoch(run), series.values
+    steps = series.steps if logged_after_the_step(metric) else series.steps + 1
+    return steps / steps_per_epoch(run), series.values
 
 
 def last_epochs(run: Run, metric: str, epochs: int = FLOOR_EPOCHS) -> np.ndarray:

@@ -198,10 +198,11 @@ def flatten(tree: object, prefix: str = "") -> dict[str, object]:
 
 def logged_after_the_step(tag: str) -> bool:
     """Whether Lightning logs `tag` one step early: it logs what a validation measures (val/ and
-    test/ metrics) and the epoch number before it counts the epoch's last step, so the weights
-    after k steps show at step k - 1 in TensorBoard. A training step's metrics (train/loss at step
-    k, logged before the step's update) are of the weights after k steps, as logged."""
-    return tag == "epoch" or tag.startswith(("val/", "test/"))
+    test/ metrics) before it counts the epoch's last step, so the weights after k steps show at
+    step k - 1 in TensorBoard. A training step's metrics (train/loss at step k, logged before the
+    step's update) are of the weights after k steps, as logged. (A test run after training logs
+    at the steps taken: its one point is read one step late.)"""
+    return tag.startswith(("val/", "test/"))
 
 
 def read_scalars(run_dir: Path) -> dict[str, Series]:
