@@ -198,10 +198,11 @@ def flatten(tree: object, prefix: str = "") -> dict[str, object]:
 
 def logged_after_the_step(tag: str) -> bool:
     """Whether Lightning logs `tag` one step early: it logs what a validation measures (val/ and
-    test/ metrics) and the epoch number before it counts the epoch's last step, so the weights
-    after k steps show at step k - 1 in TensorBoard. A training step's metrics (train/loss at step
-    k, logged before the step's update) are of the weights after k steps, as logged."""
-    return tag == "epoch" or tag.startswith(("val/", "test/"))
+    test/ metrics) before it counts the epoch's last step, so the weights after k steps show at
+    step k - 1 in TensorBoard. A training step's metrics (train/loss at step k, logged before the
+    step's update) are of the weights after k steps, as logged. (A test run after training logs
+    at the steps taken: its one point is read one step late.)"""
+    return tag.startswith(("val/", "test/"))
 
 
 def read_scalars(run_dir: Path) -> dict[str, Series]:
@@ -563,9 +564,11 @@ def x_values(run: Run, series: Series, x: str) -> np.ndarray | None:
         epochs = run.scalars.get("epoch")
         if epochs is None or not len(epochs.steps):
             return None
-        # Lightning logs the current epoch beside every metric; at the end of epoch e the steps
-        # taken are (e + 1) x steps per epoch, the largest ratio of all.
-        steps_per_epoch = max(float(np.max(epochs.steps / (epochs.values + 1))), 1.0)
+        # Lightning logs the current epoch beside the metrics of each epoch's end, one step early
+        # (see logged_after_the_step): there the steps taken, step + 1, are (e + 1) x steps per
+        # epoch, the largest ratio of all. (A test after training logs the last epoch at the steps
+        # taken, a ratio just above: floor, as an epoch has a whole number of steps.)
+        steps_per_epoch = max(float(np.floor(np.max((epochs.steps + 1) / (epochs.values + 1)))), 1.0)
         return series.steps / steps_per_epoch
     raise ValueError(f"unknown x axis {x!r}: choose one of {', '.join(X_AXES)}")
 

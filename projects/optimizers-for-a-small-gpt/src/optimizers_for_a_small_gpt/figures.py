@@ -564,9 +564,11 @@ def x_values(run: Run, series: Series, x: str) -> np.ndarray | None:
         epochs = run.scalars.get("epoch")
         if epochs is None or not len(epochs.steps):
             return None
-        # Lightning logs the current epoch beside every metric; at the end of epoch e the steps
-        # taken are (e + 1) x steps per epoch, the largest ratio of all.
-        steps_per_epoch = max(float(np.max(epochs.steps / (epochs.values + 1))), 1.0)
+        # Lightning logs the current epoch beside the metrics of each epoch's end, one step early
+        # (see logged_after_the_step): there the steps taken, step + 1, are (e + 1) x steps per
+        # epoch, the largest ratio of all. (A test after training logs the last epoch at the steps
+        # taken, a ratio just above: floor, as an epoch has a whole number of steps.)
+        steps_per_epoch = max(float(np.floor(np.max((epochs.steps + 1) / (epochs.values + 1)))), 1.0)
         return series.steps / steps_per_epoch
     raise ValueError(f"unknown x axis {x!r}: choose one of {', '.join(X_AXES)}")
 
