@@ -201,6 +201,7 @@ class Diagnostics(Callback):
             self.write(trainer, {"opt/param_norm": param_norm, "opt/update_ratio": ratio})
             self.before_step = None
             self.check(trainer, param_norm=param_norm)
+            self.weights_checked_at = trainer.global_step  # a validation right after need not check them again
             self.log_throughput(trainer, pl_module, batch)
         if self.sharpness_every and trainer.global_step % self.sharpness_every == 0:
             params = [p for p in pl_module.parameters() if p.requires_grad]
