@@ -23,16 +23,18 @@ def scalars(folder: str) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
 
-def test_one_event_per_call_that_tensorboard_reads_as_separate_scalars(tmp_path):
+def test_one_event_per_step_that_tensorboard_reads_as_separate_scalars(tmp_path):
     logger = TensorBoardLogger(str(tmp_path), name="experiment", version="run")
-    logger.log_metrics({"train/loss": 0.5, "opt/lr": 0.125, "opt/grad_norm": 2.0}, step=3)
+    logger.log_metrics({"train/loss": 0.5, "opt/lr": 0.125}, step=3)
+    logger.log_metrics({"opt/grad_norm": 2.0}, step=3)  # the same step, from another call (the diagnostics)
     logger.log_metrics({"val/loss": 0.25}, step=4)
     logger.log_metrics({"losses": {"train": 1.0, "val": 2.0}}, step=5)  # a group of curves (add_scalars)
-    logger.finalize("success")
+    logger.log_metrics({"opt/lr": 0.0625}, step=5)
+    logger.finalize("success")  # writes step 5's, still pending
     written = [event for event in events_of(logger.log_dir) if event.HasField("summary")]
-    assert [len(event.summary.value) for event in written] == [3, 1]  # one event per call, all its metrics
-    assert scalars(logger.log_dir) == {"train/loss": [(3, 0.5)], "opt/lr": [(3, 0.125)], "opt/grad_norm": [(3, 2.0)],
-                                       "val/loss": [(4, 0.25)]}
+    assert [(event.step, len(event.summary.value)) for event in written] == [(3, 3), (4, 1), (5, 1)]
+    assert scalars(logger.log_dir) == {"train/loss": [(3, 0.5)], "opt/lr": [(3, 0.125), (5, 0.0625)],
+                                       "opt/grad_norm": [(3, 2.0)], "val/loss": [(4, 0.25)]}
     groups = sorted(path.name for path in Path(logger.log_dir).iterdir() if path.is_dir())
     assert groups == ["losses_train", "losses_val"]  # as Lightning's logger writes them
 

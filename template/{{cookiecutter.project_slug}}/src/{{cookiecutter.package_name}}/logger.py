@@ -12,7 +12,9 @@ A config names it as the trainer's logger:
 
 It writes the same event files as Lightning's logger (TensorBoard and figures.py read them
 alike), with two differences that matter when a training step takes a millisecond:
-- the metrics of one `log_metrics` call go into one TensorBoard event, not one event each;
+- the metrics logged at one step go into one TensorBoard event, not one event each: a training
+  step's loss, learning rate and diagnostics (logged by several calls) are written together when
+  the next step logs, when the logger saves (`flush_seconds`) and when the run ends;
 - TensorBoard's writer thread writes the events to the file as they come. Lightning's logger
   waits for it to finish (and looks for hparams.yaml on disk) after every call: 0.5 ms each time,
   more than a small model's whole training step. This one waits at most every `flush_seconds`,
@@ -42,6 +44,8 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         super().__init__(save_dir, name=name, version=version, **kwargs)
         self.flush_seconds = flush_seconds
         self.flushed_at = float("-inf")
+        self.pending: dict[str, float] = {}  # the metrics of step pending_step, not written yet
+        self.pending_step = None
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -49,12 +53,26 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         groups = {name: value for name, value in metrics.items() if isinstance(value, Mapping)}
         if groups:  # add_scalars' groups of curves: Lightning's way
             super().log_metrics(groups, step)
-        values = [Summary.Value(tag=name, simple_value=float(value)) for name, value in metrics.items() if name not in groups]
-        if values:
-            self.experiment._get_file_writer().add_summary(Summary(value=values), step)
+        if step != self.pending_step:
+            self.write_pending()
+            self.pending_step = step
+        self.pending.update((name, float(value)) for name, value in metrics.items() if name not in groups)
+
+    def write_pending(self) -> None:
+        """Hand the pending step's metrics, as one event, to TensorBoard's writer thread."""
+        if self.pending:
+            values = [Summary.Value(tag=name, simple_value=value) for name, value in self.pending.items()]
+            self.experiment._get_file_writer().add_summary(Summary(value=values), self.pending_step)
+            self.pending = {}
 
     @rank_zero_only
     def save(self) -> None:
         if time.monotonic() - self.flushed_at >= self.flush_seconds:
+            self.write_pending()
             super().save()  # waits for the writer (and writes hparams.yaml the first time)
             self.flushed_at = time.monotonic()
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        self.write_pending()
+        super().finalize(status)
