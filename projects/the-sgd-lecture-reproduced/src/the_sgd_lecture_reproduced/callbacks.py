@@ -140,7 +140,7 @@ class Diagnostics(Callback):
         self.before_step = None  # parameters before a logged step, for the update size
         self.first_loss = None  # the fresh model's loss (at the first step): the reference for divergence
         self.last_loss = None  # the latest training loss, still on the device
-        self.peak_loss = None  # the largest |loss| of any step so far, kept on the device (no sync)
+        self.unchecked_losses = []  # the losses of the steps since the last check, on the device (no sync)
         self.weights_checked_at = None  # the global step of the last check of the weights
         self.timer = None  # (time, global step) at the previous logged step
 
@@ -187,9 +187,11 @@ class Diagnostics(Callback):
         measured = self.before_step is not None  # the step just taken was measured (see due)
         if loss is not None:
             self.last_loss = loss.detach()
-            # A spike between two checks counts too: a running maximum costs no synchronisation.
-            peak = self.last_loss.abs()
-            self.peak_loss = peak if self.peak_loss is None else torch.maximum(self.peak_loss, peak)
+            # A spike between two checks counts too: the next check looks at every loss since the
+            # last (kept in a list: no synchronisation, no computation at each step).
+            self.unchecked_losses.append(self.last_loss)
+            if len(self.unchecked_losses) >= 1000:  # checks far apart (no logging): keep their largest only
+                self.unchecked_losses = [torch.stack(self.unchecked_losses).abs().max()]
             # The loss goes to the host then anyway (a measured step checks it with the weights below).
             if (self.first_loss is None or writes_logs(trainer)) and not measured:
                 self.check(trainer)
@@ -277,8 +279,10 @@ class Diagnostics(Callback):
         """
         if not self.stop_on_divergence or self.last_loss is None:
             return
-        # The one synchronisation of a check: the latest loss and the largest one so far.
-        loss, peak = torch.stack([self.last_loss.float(), self.peak_loss.float()]).tolist()
+        # The one synchronisation of a check: the latest loss and the largest since the last check.
+        recent = torch.stack(self.unchecked_losses or [self.last_loss]).float().abs().max()
+        loss, peak = torch.stack([self.last_loss.float(), recent]).tolist()
+        self.unchecked_losses = []
         if self.first_loss is None:
             self.first_loss = loss
         limit = self.divergence_factor * max(abs(self.first_loss), 1.0)
