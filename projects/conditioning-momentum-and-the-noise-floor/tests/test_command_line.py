@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import pytest
 import yaml
 from conftest import QUIET, ROOT, run
@@ -126,8 +127,11 @@ def test_a_command_builds_only_its_own_subcommand_and_help_lists_all_four(in_tmp
 def test_checkpoints_can_be_switched_off(in_tmp):
     cli = run("fit", *SHORT, "--trainer.enable_checkpointing", "false")
     assert cli.trainer.state.finished and cli.trainer.checkpoint_callbacks == []
-    assert (Path(cli.trainer.log_dir) / "config.yaml").is_file()
     assert not (Path(cli.trainer.log_dir) / "checkpoints").exists()
+    # config.yaml is still written, by PyYAML's C emitter (cli.yaml_text): the text of its Python one.
+    text = (Path(cli.trainer.log_dir) / "config.yaml").read_text().removeprefix(f"# lightning.pytorch=={L.__version__}\n")
+    assert text == yaml.dump(yaml.safe_load(text), Dumper=yaml.SafeDumper, default_flow_style=False, sort_keys=False)
+    assert "optimizer:" in text and "class_path:" in text
 
 
 def test_names_come_from_what_the_command_line_changes():

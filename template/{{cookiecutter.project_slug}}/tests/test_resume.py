@@ -8,6 +8,8 @@ import pytest
 import yaml
 from conftest import CONFIGS, QUIET, fails_with, run
 
+from {{ cookiecutter.package_name }}.cli import BestCheckpoint
+
 TWO_FAMILIES = pytest.mark.skipif(
     not ((CONFIGS / "tabular.yaml").exists() and (CONFIGS / "vision.yaml").exists()),
     reason="needs the tabular and vision families, which this project does not both have",
@@ -21,6 +23,16 @@ class RecordLR(L.Callback):
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         RecordLR.seen.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+class RecordValLoss(L.Callback):
+    """Keeps val/loss after every validation of training (in RecordValLoss.seen)."""
+
+    seen: list[float] = []
+
+    def on_validation_end(self, trainer, module):
+        if not trainer.sanity_checking:
+            RecordValLoss.seen.append(float(trainer.callback_metrics["val/loss"]))
 
 
 def snapshot(run_dir: Path) -> dict[str, bytes]:
@@ -103,3 +115,18 @@ def test_runs_of_a_csv_file_are_named_after_it_and_resume_their_own(in_tmp):
     resumed = run("fit", *csv, "--data.init_args.csv_path", "first.csv", "--trainer.max_epochs", "2",
                   "--ckpt_path", "last", *QUIET)
     assert resumed.trainer.log_dir == first.trainer.log_dir and resumed.trainer.current_epoch == 2
+
+
+def test_the_best_checkpoint_keeps_the_best_epochs_score_and_file(in_tmp):
+    # mode max: the best epoch is then seldom the last, so a score overwritten by later values would show.
+    RecordValLoss.seen = []
+    cli = run("fit", "--trainer.max_epochs", "3", "--trainer.limit_train_batches", "2", "--checkpoint.monitor", "val/loss",
+              "--checkpoint.mode", "max", "--trainer.callbacks", "[{class_path: test_resume.RecordValLoss}]", *QUIET)
+    best, seen = cli.trainer.checkpoint_callback, RecordValLoss.seen
+    assert isinstance(best, BestCheckpoint) and len(seen) == 3
+    epoch = seen.index(max(seen))
+    steps = cli.trainer.global_step // 3 * (epoch + 1)
+    assert float(best.best_model_score) == max(seen)
+    assert Path(best.best_model_path).name == f"best-epoch={epoch}-step={steps}.ckpt"
+    assert best.on_train_batch_end is None  # not called at every step: it saves at epochs' ends
+    assert callable(BestCheckpoint(every_n_train_steps=2).on_train_batch_end)  # unless asked to save within epochs
