@@ -68,6 +68,24 @@ def test_train_py_runs_in_a_subprocess_with_the_debug_preset(tmp_path):
     assert "Trainer.fit` stopped" in result.stderr + result.stdout
 
 
+def test_train_py_ends_at_once_with_its_exit_status_and_every_file_written(tmp_path):
+    """train.py leaves without Python's clean-up of its objects (exit_at_once): nothing is lost."""
+    def train_py(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ROOT / "train.py"), "fit", *args, *QUIET],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+    short = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3", "--trainer.log_every_n_steps", "1"]
+    result = train_py(*short, "--name", "short")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "1 epochs, 3 optimizer steps" in result.stdout and result.stdout.rstrip().endswith("(loss and results first; "
+                                                                                          "HPARAMS compares runs)")
+    run_dir = next((tmp_path / "runs").glob("*/short"))
+    assert len(scalars(str(run_dir))["train/loss"]) == 3  # the last step's too, written as the run ended
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    error = train_py("--trainer.max_epochs", "many")
+    assert error.returncode == 2 and "max_epochs" in error.stderr
+
+
 class StopAfterEpoch(L.Callback):
     """Interrupts training at the end of an epoch, as a crash or a job's time limit would."""
 
