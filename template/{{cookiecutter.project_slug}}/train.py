@@ -36,13 +36,13 @@ def exit_at_once(status: list[int]) -> None:
 if __name__ == "__main__":
     status = []  # the command's exit status, once known
     atexit.register(exit_at_once, status)
-    exit_on_unknown_names(sys.argv[1:])  # a misspelt optimizer or schedule ends here, before Lightning loads
-    from {{ cookiecutter.package_name }}.cli import main
-
     try:
+        exit_on_unknown_names(sys.argv[1:])  # a misspelt optimizer or schedule ends here, before Lightning loads
+        from {{ cookiecutter.package_name }}.cli import main
+
         main(default_config=DEFAULT_CONFIG)
         status.append(0)
-    except SystemExit as stop:  # --help (status 0) or a config error (status 2)
+    except SystemExit as stop:  # --help (status 0) or a mistake in the command (status 2)
         if stop.code is None or isinstance(stop.code, int):
             status.append(stop.code or 0)
         raise
