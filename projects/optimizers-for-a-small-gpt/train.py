@@ -26,7 +26,8 @@ DEFAULT_CONFIG = Path(__file__).parent / "configs" / "language.yaml"
 def exit_at_once(status: list[int]) -> None:
     """End the process without Python's clean-up of its objects, which takes a second or two once
     torch and Lightning are loaded. Registered first, this runs after every other exit handler
-    (the run's files are written and closed by then), and only once the exit status is known."""
+    (the run's files are written and closed by then), and only once the exit status is known.
+    A file that code of yours opens and never closes loses what is still buffered: use `with open(...)`."""
     if status and "IPython" not in sys.modules:  # (in a notebook's %run, the notebook ends itself)
         sys.stdout.flush()
         sys.stderr.flush()
