@@ -229,7 +229,8 @@ class SaveFitConfig(SaveConfigCallback):
     """
 
     def setup(self, trainer, pl_module, stage):
-        pass  # too early: see on_train_start
+        """Writes nothing: SaveConfigCallback writes config.yaml here, before the data loads and a
+        resumed checkpoint is restored, which is too early; on_train_start writes it."""
 
     def on_train_start(self, trainer, pl_module):
         if self.config.get("ckpt_path"):
