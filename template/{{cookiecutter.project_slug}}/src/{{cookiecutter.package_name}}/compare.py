@@ -58,35 +58,23 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .figures import (
-    HIGHER_IS_BETTER,
-    ONE_COLUMN,
-    PANEL_HEIGHT,
-    STYLE,
+from .figures import plot_metrics, x_values
+from .groups import (
     Group,
-    Run,
-    add_legend,
     class_name,
     configuration,
     differing_keys,
-    embed_table,
-    find_runs,
     fit,
-    format_cell,
     is_class_key,
-    is_fast_dev_run,
-    legend_label,
-    plot_metrics,
-    save,
     settings_of,
     short_keys,
     short_number,
     show,
-    to_latex,
-    to_markdown,
-    words,
-    x_values,
 )
+from .metrics import higher_is_better
+from .runs import Run, find_runs, is_fast_dev_run
+from .style import ONE_COLUMN, PANEL_HEIGHT, STYLE, add_legend, legend_label, save, words
+from .tables import embed_table, format_cell, latex, markdown
 
 TABLE_START = "<!-- compare:results:start -->"
 TABLE_END = "<!-- compare:results:end -->"
@@ -581,7 +569,7 @@ def load_options(args: argparse.Namespace, notes: list[str]) -> Options:
             notes.append(f"metric: {metric} (the runs' checkpoint.monitor; choose another with --metric)")
         if mode is None:
             mode = monitor[1] if monitor and monitor[0] == metric else (
-                "max" if HIGHER_IS_BETTER.search(metric.rsplit("/", 1)[-1]) else "min")
+                "max" if higher_is_better(metric) else "min")
     target = args.target if args.target is not None else sweep.get("target")
     by = str(args.by or sweep.get("compare") or "optimizer")
     return Options(name=name, folder=folder, final=final, metric=str(metric), mode=str(mode),
@@ -674,11 +662,11 @@ def compare(options: Options, out: Path = Path("figures"), embed: list[Path] | N
     header, rows, sources = table(rows_from, options)
     sentence = explanation(rows_from, header, rows, options, len(runs))
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{options.name}_results.md").write_text(to_markdown(header, rows) + "\n" + sentence + "\n"
-                                                    + to_markdown(header, rows, sources).split("\n\n", 1)[1])
-    (out / f"{options.name}_results.tex").write_text(to_latex(header, rows) + "% " + sentence)
+    (out / f"{options.name}_results.md").write_text(markdown(header, rows) + "\n" + sentence + "\n"
+                                                    + markdown(header, rows, sources).split("\n\n", 1)[1])
+    (out / f"{options.name}_results.tex").write_text(latex(header, rows) + "% " + sentence)
     written += [out / f"{options.name}_results.md", out / f"{options.name}_results.tex"]
-    embedded = [doc for doc in (embed or []) if embed_table(doc, to_markdown(header, rows) + "\n" + sentence,
+    embedded = [doc for doc in (embed or []) if embed_table(doc, markdown(header, rows) + "\n" + sentence,
                                                             TABLE_START, TABLE_END)]
     return {"written": written, "notes": notes, "settings": settings, "finals": finals, "rows_from": rows_from,
             "header": header, "rows": rows, "embedded": embedded, "options": options}
@@ -727,7 +715,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     for choice, (setting, source) in result["rows_from"].items():
         seeds = f"{len(setting.runs)} seed{'s' if len(setting.runs) > 1 else ''}"
         print(f"  best {choice}: {setting.label} ({seeds}{', re-runs with fresh seeds' if source == 'final' else ''})")
-    print(to_markdown(result["header"], result["rows"]), end="")
+    print(markdown(result["header"], result["rows"]), end="")
     print("wrote " + ", ".join(str(path) for path in result["written"]))
     if result["embedded"]:
         print("updated the comparison table in " + ", ".join(map(str, result["embedded"])))

@@ -22,7 +22,7 @@ from lightning.pytorch import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from .callbacks import Diverged
-from .figures import HIGHER_IS_BETTER
+from .metrics import higher_is_better
 from .optim import IMPLEMENTATION_SWITCHES, import_class
 
 
@@ -30,8 +30,7 @@ def is_better(metric: str, new: float, old: float) -> bool:
     """Whether `new` beats `old` for this metric (accuracies: higher; losses and the rest: lower)."""
     if math.isnan(old):
         return not math.isnan(new)
-    higher = HIGHER_IS_BETTER.search(metric.rsplit("/", 1)[-1])
-    return new > old if higher else new < old
+    return new > old if higher_is_better(metric) else new < old
 
 
 def metrics_table(best: dict[str, float], final: dict[str, float]) -> list[str]:

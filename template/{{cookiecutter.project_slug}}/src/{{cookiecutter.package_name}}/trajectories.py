@@ -26,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .figures import LINE_STYLES, ONE_COLUMN, STYLE, Group, Run, add_legend, fit, legend_label, metric_stem, show
+from .groups import Group, fit, show
+from .runs import Run
+from .style import LINE_STYLES, ONE_COLUMN, STYLE, add_legend, legend_label, metric_stem, save
 
 FILE = "trajectory.npz"
 KEYS = ("step", "xy", "origin", "basis", "minimizer", "plane")
@@ -417,8 +419,6 @@ def write_trajectories(runs: list[Run], groups: list[Group], out: Path, prefix: 
 
     `animate_as`: None, "gif" or "mp4": also write the animation of each figure.
     """
-    from .figures import save
-
     notes = [] if notes is None else notes
     trajectories = [t for t in (read_trajectory(run, notes) for run in runs) if t is not None]
     if not trajectories:
