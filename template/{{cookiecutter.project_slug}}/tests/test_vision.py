@@ -21,13 +21,8 @@ from {{ cookiecutter.package_name }}.nets.cnn import SmallCNN
 from {{ cookiecutter.package_name }}.nets.mlp import MLP
 from {{ cookiecutter.package_name }}.nets.resnet import ResNet
 from {{ cookiecutter.package_name }}.optim import make_optimizer
-from {{ cookiecutter.package_name }}.problems.vision import (
-    DATASETS,
-    DatasetMissing,
-    ImageClassifier,
-    VisionDataModule,
-    random_crop_flip,
-)
+from {{ cookiecutter.package_name }}.problems.images import DatasetMissing
+from {{ cookiecutter.package_name }}.problems.vision import DATASETS, ImageClassifier, VisionDataModule, random_crop_flip
 from {{ cookiecutter.package_name }}.registry import ConfigError
 
 # Fake datasets are just large enough for the validation sizes the configs hold out.

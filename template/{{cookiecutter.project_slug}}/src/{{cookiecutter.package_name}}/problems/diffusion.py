@@ -1,6 +1,6 @@
 """Image generation with a denoising diffusion model (DDPM), sampled with DDPM or DDIM.
 
-    uv run python train.py fit                                                    # 8x8 digits, offline, a minute
+    uv run python train.py fit --config configs/diffusion.yaml                    # 8x8 digits, offline, a minute
     uv run python train.py fit --config configs/diffusion_mnist.yaml --config configs/trainer/gpu.yaml
     uv run python -m {{ cookiecutter.package_name }}.problems.diffusion --ckpt runs/diffusion/<run name>/checkpoints/last.ckpt \
         --out samples.png --method ddim --steps 50                         # a grid of samples
@@ -14,8 +14,9 @@ takes any number of steps and, with eta = 0, adds none. The samples are drawn wi
 exponential moving average (EMA) of the weights, Lightning's EMAWeightAveraging callback,
 which also validates and saves the averaged weights.
 
-Datasets: `digits` is scikit-learn's bundled 8x8 handwritten digits (no download); `mnist`
-and `fashion_mnist` come through torchvision, downloaded into `data_dir` on first use.
+Datasets (loaded by images.py, the vision family's loader too): `digits` is scikit-learn's
+bundled 8x8 handwritten digits (no download); `mnist` and `fashion_mnist` come through
+torchvision, downloaded into `data_dir` on first use.
 """
 
 import argparse
@@ -31,37 +32,10 @@ from ..data import DeviceBatches, check_holdout, check_whole_numbers, data_devic
 from ..module import CourseModule, OptimizerFactory, ScheduleFactory
 from ..nets.unet import UNet
 from ..registry import ConfigError, check_arguments, lookup
+from .images import TORCHVISION_NAMES, load_images
 
 # name: (image shape (channels, height, width), largest pixel value)
 DATASETS = {"digits": ((1, 8, 8), 16), "mnist": ((1, 28, 28), 255), "fashion_mnist": ((1, 28, 28), 255)}
-TORCHVISION_NAMES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
-DIGITS_TEST_FRACTION = 0.2  # digits has no official test split: a fixed one is cut off
-
-
-def load_images(name: str, data_dir: str, download: bool) -> dict[str, torch.Tensor]:
-    """{"train": images, "test": images}: uint8 images (N, C, H, W); labels are not needed."""
-    if name == "digits":
-        from sklearn.datasets import load_digits
-
-        images = torch.tensor(load_digits().images, dtype=torch.uint8)[:, None]  # grey levels 0..16
-        train, test = split_indices(len(images), DIGITS_TEST_FRACTION, seed=0)
-        return {"train": images[train], "test": images[test]}
-    import torchvision
-
-    dataset_class = getattr(torchvision.datasets, TORCHVISION_NAMES[name])
-    splits = {}
-    for split in ("train", "test"):
-        try:
-            dataset = dataset_class(data_dir, train=split == "train", download=download)
-        except (RuntimeError, OSError) as error:  # not on disk, no network, or a bad checksum
-            folder = Path(data_dir) / dataset_class.__name__ / "raw"
-            files = ", ".join(Path(url).name for url, _ in dataset_class.resources)
-            raise ConfigError(
-                f"could not load {name} ({error}). With internet access keep data.download: true; offline, "
-                f"copy {files} into {folder}/, or train on dataset: digits, which needs no download."
-            ) from error
-        splits[split] = torch.as_tensor(dataset.data)[:, None].contiguous()
-    return splits
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -97,10 +71,10 @@ class ImageDataModule(L.LightningDataModule):
             return
         hp = self.hparams
         data = load_images(hp.dataset, hp.data_dir, download=False)
-        train, val = split_indices(len(data["train"]), hp.val_size, hp.split_seed, "val_size")
+        images, test_images = data["train"][0], data["test"][0]  # the labels are not needed
+        train, val = split_indices(len(images), hp.val_size, hp.split_seed, "val_size")
         device = data_device(self)
-        self.splits = {"train": data["train"][train].to(device), "val": data["train"][val].to(device),
-                       "test": data["test"].to(device)}
+        self.splits = {"train": images[train].to(device), "val": images[val].to(device), "test": test_images.to(device)}
         self.shuffle_seed = int(torch.randint(0, 2**31 - 1, ()))
 
     def batches(self, split: str, training: bool = False) -> DeviceBatches:

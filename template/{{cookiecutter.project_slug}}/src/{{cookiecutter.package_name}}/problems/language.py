@@ -1,6 +1,6 @@
 """Language modelling: a small GPT learns to predict the next token of a text.
 
-    uv run python train.py fit                                                    # Python's docs, offline, a minute
+    uv run python train.py fit --config configs/language.yaml                     # Python's docs, offline, a minute
     uv run python train.py fit --config configs/language_shakespeare_char.yaml --config configs/trainer/gpu.yaml
     uv run python -m {{ cookiecutter.package_name }}.problems.language --ckpt runs/language/<run name>/checkpoints/last.ckpt \
         --prompt "ROMEO:" --tokens 300 --temperature 0.8 --top_k 40      # generate text
