@@ -56,7 +56,8 @@ def test_the_tidy_frame_holds_every_logged_value_with_its_run_settings(runs_fold
             mine = frame[frame["run"] == folder.as_posix()]
             assert set(mine["seed_everything"]) == {seed}
             assert set(mine["model.init_args.optimizer.init_args.lr"]) == {lr}
-            assert set(mine["model.init_args.optimizer.class_path"]) == {"torch.optim.SGD" if optimizer == "sgd" else "torch.optim.Adam"}
+            class_path = "torch.optim.SGD" if optimizer == "sgd" else "torch.optim.Adam"
+            assert set(mine["model.init_args.optimizer.class_path"]) == {class_path}
             logged = events(folder)
             assert set(mine["tag"]) == set(logged)
             for tag, scalars in logged.items():
