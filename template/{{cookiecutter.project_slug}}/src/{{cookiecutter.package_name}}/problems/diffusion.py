@@ -14,7 +14,7 @@ takes any number of steps and, with eta = 0, adds none. The samples are drawn wi
 exponential moving average (EMA) of the weights, Lightning's EMAWeightAveraging callback,
 which also validates and saves the averaged weights.
 
-Datasets (loaded by images.py, the vision family's loader too): `digits` is scikit-learn's
+Datasets (loaded by image_datasets.py, the vision family's loader too): `digits` is scikit-learn's
 bundled 8x8 handwritten digits (no download); `mnist` and `fashion_mnist` come through
 torchvision, downloaded into `data_dir` on first use.
 """
@@ -29,10 +29,10 @@ import torch
 import torch.nn.functional as F
 
 from ..data import DeviceBatches, check_holdout, check_whole_numbers, data_device, device_batches, split_indices
+from ..image_datasets import TORCHVISION_NAMES, load_images
 from ..module import CourseModule, OptimizerFactory, ScheduleFactory
 from ..nets.unet import UNet
 from ..registry import ConfigError, check_arguments, lookup
-from .images import TORCHVISION_NAMES, load_images
 
 # name: (image shape (channels, height, width), largest pixel value)
 DATASETS = {"digits": ((1, 8, 8), 16), "mnist": ((1, 28, 28), 255), "fashion_mnist": ((1, 28, 28), 255)}

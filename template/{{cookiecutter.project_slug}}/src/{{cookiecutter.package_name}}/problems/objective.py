@@ -60,10 +60,10 @@ import torch
 from torch import nn
 
 from ..data import DeviceBatches, SeededDraws
+from ..fista import fista
 from ..module import CourseModule, OptimizerFactory, ScheduleFactory
 from ..registry import ConfigError, check_arguments, lookup
 from .objective_theory import QuadraticTheory, Trajectory, choose_plane, noise_floor, plane_through, preconditioner_eigenvalues
-from .proximal import fista
 
 
 def rounded(tensor: torch.Tensor) -> torch.Tensor:
@@ -271,7 +271,7 @@ class LeastSquares(Problem):
 
 
 def lasso(a: torch.Tensor, b: torch.Tensor, l1: float, tolerance: float = 1e-13, max_steps: int = 100_000):
-    """argmin_x 1/2 ||a x - b||^2 + l1 ||x||_1 by FISTA (proximal.py), in float64."""
+    """argmin_x 1/2 ||a x - b||^2 + l1 ||x||_1 by FISTA (fista.py), in float64."""
     step = 1.0 / torch.linalg.matrix_norm(a, ord=2) ** 2  # 1 / the largest eigenvalue of a^T a
     x = fista(lambda y: a.T @ (a @ y - b), torch.zeros(a.shape[1], dtype=torch.float64), step, l1, tolerance, max_steps)
     if x is None:

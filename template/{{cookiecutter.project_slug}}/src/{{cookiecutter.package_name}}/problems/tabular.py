@@ -45,10 +45,10 @@ from ..data import (
     read_utf8,
     split_indices,
 )
+from ..fista import fista
 from ..module import CourseModule, OptimizerFactory, ScheduleFactory
 from ..nets.mlp import MLP
 from ..registry import ConfigError, check_arguments
-from .proximal import fista
 
 # scikit-learn's bundled datasets: name -> (loader function, number of classes; 0 for a real target)
 SKLEARN_DATASETS = {

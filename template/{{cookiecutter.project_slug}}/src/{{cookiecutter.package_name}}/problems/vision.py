@@ -5,7 +5,7 @@
     uv run python train.py fit --config configs/vision_fashion_mnist.yaml   # the same on Fashion-MNIST
     uv run python train.py fit --config configs/vision_cifar10.yaml --config configs/trainer/gpu.yaml
 
-Datasets (loaded by images.py, the diffusion family's loader too): `digits` is scikit-learn's
+Datasets (loaded by image_datasets.py, the diffusion family's loader too): `digits` is scikit-learn's
 bundled 8x8 handwritten digits (no download); `mnist`, `fashion_mnist` and `cifar10` come
 through torchvision, downloaded into `data_dir` on first use (torchvision checks their MD5 sums).
 
@@ -23,12 +23,12 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from ..data import DeviceBatches, check_holdout, check_whole_numbers, data_device, device_batches, split_indices
+from ..image_datasets import TORCHVISION_NAMES, load_images
 from ..module import CourseModule, OptimizerFactory, ScheduleFactory
 from ..nets.cnn import SmallCNN
 from ..nets.mlp import MLP
 from ..nets.resnet import ResNet
 from ..registry import ConfigError, check_arguments, lookup
-from .images import TORCHVISION_NAMES, load_images
 
 # name: (input shape (channels, height, width), number of classes)
 DATASETS = {

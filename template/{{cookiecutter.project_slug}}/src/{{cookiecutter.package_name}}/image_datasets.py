@@ -1,6 +1,6 @@
 """The image datasets of the vision and diffusion families, as uint8 tensors: one loader for both.
 
-    from {{ cookiecutter.package_name }}.problems.images import load_images
+    from {{ cookiecutter.package_name }}.image_datasets import load_images
     load_images("digits", "data", download=False)["train"]  # (images (N, 1, 8, 8), labels (N,))
 
 `digits` is scikit-learn's bundled 8x8 handwritten digits (no download, grey levels 0..16,
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from ..data import split_indices
-from ..registry import ConfigError
+from .data import split_indices
+from .registry import ConfigError
 
 TORCHVISION_NAMES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
 DIGITS_TEST_FRACTION = 0.2  # digits has no official test split: a fixed one is cut off

@@ -2,7 +2,8 @@
 the exact solutions the objective family (compressed sensing's Lasso) and the tabular family
 (linear models with l1 > 0) measure their runs against, solved in float64.
 
-    from {{ cookiecutter.package_name }}.problems.proximal import fista
+    import torch
+    from {{ cookiecutter.package_name }}.fista import fista
     a, b = torch.randn(30, 50, dtype=torch.float64), torch.randn(30, dtype=torch.float64)
     step = 1 / torch.linalg.matrix_norm(a, ord=2) ** 2   # 1 / L, L the largest curvature of f
     x = fista(lambda x: a.T @ (a @ x - b), torch.zeros(50, dtype=torch.float64), step, l1=0.1)
