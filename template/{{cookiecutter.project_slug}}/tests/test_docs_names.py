@@ -7,7 +7,9 @@ A document names code in three ways, and each is checked (one test per document)
   path, or ends with it;
 - a dotted name that starts with the package, `{{ cookiecutter.package_name }}.module.CourseModule`: the module
   imports, and each name after it is an attribute of what comes before;
-- in backticks, a module of the package and a name in it: `callbacks.OptimizerModes`.
+- in backticks, a module of the package and a name in it: `callbacks.OptimizerModes`;
+- a name in backticks said to be in a file: `OPTIMIZERS` in `src/{{ cookiecutter.package_name }}/optim.py`: the file
+  defines it (class, def or assignment) or imports it.
 A failure lists each missing name with its document and line: fix the document, or the code.
 
 Not checked: a name with a placeholder (`<family>.py`); a config key (`data.init_args.batch_size`);
@@ -32,6 +34,8 @@ FILE = re.compile(r"(?<![\w./:<>-])([\w./-]*\w\.py)\b")
 DOTTED = re.compile(rf"(?<![\w.]){PACKAGE}(?:\.[A-Za-z_]\w*)+")
 # In backticks, a word, a dot and more: `callbacks.OptimizerModes` (checked when the word is a module)
 BACKTICKED = re.compile(r"`([a-z_]\w*)((?:\.[A-Za-z_]\w*)+)(?:\(\))?`")
+# `NAME` in `path.py`: a name said to be in a file
+NAME_IN_FILE = re.compile(r"`(\w+)`,? in `([\w./-]+\.py)`")
 # What follows the dot in a file name or a config key, rather than a name in a module
 NOT_A_NAME = {"init_args", "py", "yaml", "yml", "md", "png", "pdf", "npz", "json", "csv", "txt", "toml", "tex", "ckpt"}
 OUTSIDE = ("template/",)  # the template repository's own files, which a project does not hold
@@ -71,6 +75,11 @@ def defines(code: str, name: str) -> bool:
     return re.search(rf"^(?:class|def)\s+{name}\b|^{name}\s*[:=]", code, re.MULTILINE) is not None
 
 
+def defines_or_imports(code: str, name: str) -> bool:
+    """Whether the code defines `name` in it (a method too) or imports it from elsewhere."""
+    return re.search(rf"^\s*(?:class|def)\s+{name}\b|^{name}\s*[:=]|^from .* import .*\b{name}\b", code, re.MULTILINE) is not None
+
+
 def why_missing(dotted: str, shown_modules: dict[str, str]) -> str | None:
     """None when the dotted name exists (or names what a shown file defines), else why not."""
     parts = dotted.split(".")
@@ -94,12 +103,14 @@ def why_missing(dotted: str, shown_modules: dict[str, str]) -> str | None:
 
 
 def mentions(document: Path) -> list[tuple[int, str, str]]:
-    """(line, kind, name) of each mention of code in a document: kind is file, dotted or backticked."""
+    """(line, kind, name) of each mention of code in a document: kind is file, dotted, backticked or
+    name in file."""
     found = []
     for number, line in enumerate(document.read_text().splitlines(), 1):
         found += [(number, "file", match.group(1)) for match in FILE.finditer(line)]
         found += [(number, "dotted", match.group(0)) for match in DOTTED.finditer(line)]
         found += [(number, "backticked", match.group(1) + match.group(2)) for match in BACKTICKED.finditer(line)]
+        found += [(number, "name in file", f"{match.group(1)} in {match.group(2)}") for match in NAME_IN_FILE.finditer(line)]
     return found
 
 
@@ -116,6 +127,12 @@ def missing_names(document: Path) -> list[str]:
             if not any(path == name or path.endswith("/" + name) for path in files):
                 missing.append(f"{where}:{number}: {name} (no such file in the project)")
             continue
+        if kind == "name in file":
+            attribute, file = name.split(" in ")
+            paths = [path for path in files if path == file or path.endswith("/" + file)]
+            if paths and not any(defines_or_imports((ROOT / path).read_text(), attribute) for path in paths):
+                missing.append(f"{where}:{number}: {attribute} (not in {file})")
+            continue  # a missing file is reported as a file
         dotted = name
         if kind == "backticked":
             first, second = name.split(".")[:2]
