@@ -2,13 +2,13 @@
 
     uv run pytest tests/test_docs_names.py
 
-A document names code in three ways, and each is checked (one test per document):
-- a file, `src/{{ cookiecutter.package_name }}/problems/<family>.py` or just `optim.py`: some file of the project has that
-  path, or ends with it;
-- a dotted name that starts with the package, `{{ cookiecutter.package_name }}.module.CourseModule`: the module
+A document names code in four ways, and each is checked (one test per document):
+- a file, `src/<package>/problems/vision.py` or just `optim.py`: some file of the project has
+  that path, or ends with it;
+- a dotted name that starts with the package, `<package>.module.CourseModule`: the module
   imports, and each name after it is an attribute of what comes before;
 - in backticks, a module of the package and a name in it: `callbacks.OptimizerModes`;
-- a name in backticks said to be in a file: `OPTIMIZERS` in `src/{{ cookiecutter.package_name }}/optim.py`: the file
+- a name in backticks said to be in a file, `OPTIMIZERS` in `src/<package>/optim.py`: the file
   defines it (class, def or assignment) or imports it.
 A failure lists each missing name with its document and line: fix the document, or the code.
 
@@ -19,7 +19,9 @@ reads them): a dotted name in such a module must be defined in that block.
 """
 
 import importlib
+import os
 import re
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -39,15 +41,17 @@ NAME_IN_FILE = re.compile(r"`(\w+)`,? in `([\w./-]+\.py)`")
 # What follows the dot in a file name or a config key, rather than a name in a module
 NOT_A_NAME = {"init_args", "py", "yaml", "yml", "md", "png", "pdf", "npz", "json", "csv", "txt", "toml", "tex", "ckpt"}
 OUTSIDE = ("template/",)  # the template repository's own files, which a project does not hold
+NOT_THE_PROJECTS = {"runs", "data", "figures", "__pycache__"}  # made by running it; hidden folders (.venv) too
 
 
-def project_files() -> list[str]:
-    """Every file of the project (paths relative to it), leaving out runs, data and hidden folders."""
-    return [
-        path.relative_to(ROOT).as_posix()
-        for path in ROOT.rglob("*")
-        if path.is_file() and not {".git", ".venv", "runs", "data", "__pycache__"} & set(path.relative_to(ROOT).parts)
-    ]
+@cache
+def project_files() -> tuple[str, ...]:
+    """Every file of the project (paths relative to it), leaving out what running it made."""
+    files = []
+    for folder, subfolders, names in os.walk(ROOT):
+        subfolders[:] = [name for name in subfolders if name not in NOT_THE_PROJECTS and not name.startswith(".")]
+        files += [(Path(folder) / name).relative_to(ROOT).as_posix() for name in names]
+    return tuple(files)
 
 
 def package_modules() -> dict[str, str]:
