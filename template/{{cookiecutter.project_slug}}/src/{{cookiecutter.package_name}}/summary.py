@@ -59,13 +59,6 @@ class RunSummary(Callback):
         self.exception = None  # what ended the run, if not its budget
         self.layout_written = False
 
-    def setup(self, trainer, pl_module, stage):
-        # This callback writes the HParams tab; Lightning's own version would list every init
-        # argument (and internal keys) beside a meaningless hp_metric = -1.
-        pl_module._log_hyperparams = False
-        if trainer.datamodule is not None:
-            trainer.datamodule._log_hyperparams = False
-
     def on_fit_start(self, trainer, pl_module):
         self.started = time.perf_counter()
 
@@ -191,4 +184,5 @@ def tensorboard_writers(trainer) -> list:
     """The event-file writers of the run's TensorBoard loggers (first process only)."""
     if not trainer.is_global_zero:
         return []
-    return [logger.experiment._get_file_writer() for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+    writers = [logger.experiment.file_writer for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+    return [writer for writer in writers if writer is not None]  # (None once the logger has closed it)
