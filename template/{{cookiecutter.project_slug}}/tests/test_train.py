@@ -29,8 +29,13 @@ def scalars(run_dir: str) -> dict[str, list[float]]:
 def test_every_experiment_is_run_by_its_family_tests(config):
     family = config.stem.split("_")[0]
     family_tests = ROOT / "tests" / f"test_{family}.py"
-    assert family_tests.is_file(), f"{config.name} belongs to no family: name it <family>_<what>.yaml"
-    assert f"def test_every_{family}_config_runs_one_batch" in family_tests.read_text()
+    assert family_tests.is_file(), (
+        f"{config.name} belongs to no family: a config is named <family>_<what>.yaml, and its family is the name up "
+        f"to the first '_' ({family!r} here), which has no tests/test_{family}.py. Rename the config after its family; "
+        "a family's own name has no '_' (mydata, not my_data): see docs/extending.md")
+    assert f"def test_every_{family}_config_runs_one_batch" in family_tests.read_text(), (
+        f"tests/test_{family}.py has no test_every_{family}_config_runs_one_batch: add one (copy another family's), "
+        f"so that {config.name} is run")
 
 
 @pytest.mark.parametrize("epochs", [pytest.param([], marks=pytest.mark.slow, id="whole run"),

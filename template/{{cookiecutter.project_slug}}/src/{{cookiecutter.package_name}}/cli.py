@@ -45,7 +45,8 @@ from .callbacks import Diagnostics, Diverged, OptimizerModes, ProgressBar, SkipE
 from .checkpoints import BestCheckpoint, LatestCheckpoint
 from .optim import describe_choices
 from .registry import ConfigError
-from .resume import DATA_TO_MODEL, check_checkpoint, check_same_run, resume_latest_run, take_data_settings
+from .families import declared, family_of, model_links
+from .resume import check_checkpoint, check_same_run, resume_latest_run, take_data_settings
 from .shorthands import expand_choices, name_from_arguments, one_line
 from .summary import RunSummary, run_settings
 
@@ -95,7 +96,7 @@ class CourseCLI(LightningCLI):
         parser.add_argument("--threads", type=int | None, default=None,
                             help="CPU threads PyTorch computes with (torch.set_num_threads). Small models are fastest "
                                  "with 1; null: PyTorch's default (one per core), or what the sweep command chose")
-        for name in DATA_TO_MODEL:
+        for name in model_links():  # what the data knows (input shape, number of classes, ...): see families.py
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
         parser.add_lightning_class_args(Diagnostics, "diagnostics")
         parser.add_lightning_class_args(BestCheckpoint, "checkpoint")
@@ -223,15 +224,16 @@ def name_the_run(config, name: str | None) -> None:
 def name_after_data_file(config) -> None:
     """Log a run that reads a data file of the student's (a CSV, a text) under
     runs/<family>_<file name>/, so that runs of different files never share a folder, and
-    --ckpt_path last finds the run of the same file. Named datasets keep the config's name."""
+    --ckpt_path last finds the run of the same file. Named datasets keep the config's name.
+    Which setting names the file, the family's data declares (its `data_file`, see families.py)."""
     data, logger = config.get("data"), config.trainer.logger
     if not (hasattr(data, "init_args") and hasattr(logger, "init_args") and hasattr(logger.init_args, "save_dir")):
         return
-    file = data.init_args.get("csv_path") if data.init_args.get("source") == "csv" else data.init_args.get("corpus")
+    data_file = declared(data.class_path, "data_file", None)
+    file = data_file(data.init_args.as_dict()) if data_file else None
     if not file or not (Path(str(file)).suffix or "://" in str(file)):
         return  # a named dataset or corpus (breast_cancer, python_docs, ...), not a file
-    family = str(data.class_path).split(".")[-2]  # <package>.problems.tabular.TabularDataModule: tabular
-    logger.init_args.name = f"{family}_{Path(str(file).split('?')[0]).stem}"
+    logger.init_args.name = f"{family_of(data.class_path)}_{Path(str(file).split('?')[0]).stem}"
 
 
 def check_writable(logger) -> None:

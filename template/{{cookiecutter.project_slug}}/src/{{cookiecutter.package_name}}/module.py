@@ -57,12 +57,14 @@ class CourseModule(L.LightningModule):
         check_schedule(self.schedule_factory)
         if getattr(stand_in, "needs_curvature", False) and type(self).curvature is CourseModule.curvature:
             raise ConfigError(f"optimizer {type(stand_in).__name__} with this preconditioner needs the Hessian, "
-                              "which only the objective family computes: use preconditioner adagrad or rmsprop "
+                              f"which {type(self).__name__} does not compute (a module that can defines curvature(), "
+                              "as the objective family's does): use preconditioner adagrad or rmsprop "
                               "(or the optimizers adagrad, rmsprop, adam) here")
 
     def curvature(self) -> torch.Tensor:
         """The Hessian of the objective over the flattened parameters, for preconditioned methods
-        (optimizers.PreconditionedGD). Only families that can afford it define it (objective)."""
+        (optimizers.PreconditionedGD). A family that can afford it overrides this (the objective
+        family does); the others leave it, and those methods then stop with a message."""
         raise ConfigError(f"{type(self).__name__} does not compute the Hessian")
 
     def configure_optimizers(self):

@@ -41,6 +41,10 @@ DATASETS = {"digits": ((1, 8, 8), 16), "mnist": ((1, 28, 28), 255), "fashion_mni
 class ImageDataModule(L.LightningDataModule):
     """Images only (no labels), held on the device, scaled to [-1, 1] after transfer."""
 
+    # What the shared code of a run learns of this data (see families.py):
+    model_links = ("input_shape",)  # handed to the model's arguments of these names
+    resume_may_change = {"data_dir", "download", "eval_batch_size"}  # a resume may change these
+
     def __init__(
         self,
         dataset: str = "digits",  # digits, mnist or fashion_mnist

@@ -201,6 +201,16 @@ def consecutive_windows(tokens: torch.Tensor, block_size: int) -> tuple[torch.Te
 class TextDataModule(L.LightningDataModule):
     """A text as one token tensor on the device; random training windows, fixed held-out ones."""
 
+    # What the shared code of a run learns of this data (see families.py):
+    model_links = ("tokenizer", "block_size")  # handed to the model's arguments of these names
+    resume_may_change = {"data_dir", "eval_batch_size"}  # a resume may change these
+
+    @staticmethod
+    def data_file(settings: dict) -> str | None:
+        """The text a run reads, which names its folder (runs/language_<file name>/) when it is a
+        file of yours; the named corpora (python_docs, ...) keep the config's name."""
+        return settings.get("corpus")
+
     def __init__(
         self,
         corpus: str = "python_docs",  # python_docs, tiny_shakespeare, a text file, or a URL

@@ -168,6 +168,16 @@ def cell_value(path: str, text: str, column: str, row: int) -> float:
 class TabularDataModule(L.LightningDataModule):
     """Train, validation and test splits of a feature matrix, standardized, held on the device."""
 
+    # What the shared code of a run learns of this data (see families.py):
+    model_links = ("num_features", "num_classes")  # handed to the model's arguments of these names
+    resume_may_change = {"test_every_epoch"}  # a resume may change these
+
+    @staticmethod
+    def data_file(settings: dict) -> str | None:
+        """The CSV file a run reads, which names its folder (runs/tabular_<file name>/); None for
+        the named datasets, which keep the config's name."""
+        return settings.get("csv_path") if settings.get("source") == "csv" else None
+
     def __init__(
         self,
         source: str = "breast_cancer",  # synthetic, csv, or breast_cancer, diabetes, wine, iris, digits (scikit-learn)

@@ -63,6 +63,10 @@ def random_crop_flip(images: torch.Tensor, padding: int, flip: bool) -> torch.Te
 class VisionDataModule(L.LightningDataModule):
     """Train, validation and test splits of a small image dataset, held on the device."""
 
+    # What the shared code of a run learns of this data (see families.py):
+    model_links = ("input_shape", "num_classes")  # handed to the model's arguments of these names
+    resume_may_change = {"data_dir", "download", "eval_batch_size", "test_every_epoch"}  # a resume may change these
+
     def __init__(
         self,
         dataset: str = "digits",  # digits, mnist, fashion_mnist or cifar10
