@@ -1,6 +1,8 @@
-"""Tests of the code's structure: the project uses only the public names of the libraries it
-builds on, so that a newer Lightning, jsonargparse, TensorBoard or PyTorch (what `uv lock
---upgrade` brings) keeps it working.
+"""Tests of the code's structure:
+- the project uses only the public names of the libraries it builds on, so that a newer
+  Lightning, jsonargparse, TensorBoard or PyTorch (what `uv lock --upgrade` brings) keeps it working;
+- its modules import each other without a cycle, and training never loads the reporting side
+  (figures, tables, comparisons: pandas and matplotlib), which costs every run seconds.
 
     uv run pytest tests/test_structure.py
 """
@@ -8,6 +10,8 @@ builds on, so that a newer Lightning, jsonargparse, TensorBoard or PyTorch (what
 import ast
 import importlib
 import inspect
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,3 +85,59 @@ def test_no_private_method_of_a_library_is_overridden(path):
         overridden += [f"{cls.__name__}.{attr}" for attr in vars(cls) if is_private(attr) and attr not in PYTHONS
                        and any(attr in vars(base) for base in theirs)]
     assert overridden == [], f"{path.name} overrides a library's private methods (use a public hook): {overridden}"
+
+
+# The reporting side: modules that read runs from disk and draw or tabulate them.
+REPORTING = {"figures", "compare", "runs", "curves", "groups", "style", "tables", "comparison", "sensitivity",
+             "objective_trajectories"}
+
+
+def module_name(path: Path) -> str:
+    return ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+
+
+def imports_of(path: Path) -> set[str]:
+    """The package's modules that the file at `path` imports (at its top or inside a function)."""
+    name = module_name(path)
+    here = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = here[: len(here) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            found |= {f"{module}.{alias.name}" for alias in node.names} | {module}
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+    modules = {module_name(path) for path in PACKAGE.rglob("*.py")}
+    return {module for module in found if module in modules and module != name}
+
+
+def test_the_modules_import_each_other_without_a_cycle():
+    graph = {module_name(path): imports_of(path) for path in PACKAGE.rglob("*.py")}
+    cycles, done = [], set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            cycles.append(" -> ".join(path[path.index(module):] + [module]))
+            return
+        if module in done:
+            return
+        for imported in sorted(graph.get(module, ())):
+            visit(imported, path + [module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+    assert cycles == [], "import cycles (move what both need into a third module):\n" + "\n".join(cycles)
+
+
+def test_training_loads_no_reporting():
+    # What train.py fit imports, and every family: nothing of the reporting side, no pandas.
+    # (matplotlib is loaded all the same, by torchmetrics, which Lightning imports.)
+    package = PACKAGE.name
+    code = (f"import sys, {package}.cli, {package}.families as f; f.data_modules(); "
+            f"print(' '.join(sorted(sys.modules)))")
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    reporting = sorted(name for name in loaded if name.split(".")[0] == "pandas"
+                       or name.removeprefix(f"{package}.") in REPORTING)
+    assert reporting == [], f"training imports the reporting side: {reporting[:10]}"

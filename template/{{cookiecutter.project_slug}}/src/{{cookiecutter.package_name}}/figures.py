@@ -53,7 +53,7 @@ column of their own unless --metrics names them.
 
 Trajectories: when a run folder holds a trajectory.npz (the objective family writes one), the
 command also draws the paths of the iterates over the contours of the objective, into
-trajectories.png / .pdf (see trajectories.py); `--animate` adds trajectories.gif.
+trajectories.png / .pdf (see objective_trajectories.py); `--animate` adds trajectories.gif.
 
 Your own plot: runs.load_runs gives every run, tag and step as one pandas DataFrame (the
 README shows a plot of it in a few lines), runs.run_table one row per run.
@@ -92,7 +92,10 @@ from .style import LINE_STYLES, STYLE, add_legend, figure_size, legend_label, me
 from .style import ONE_COLUMN as ONE_COLUMN
 from .style import PANEL_HEIGHT as PANEL_HEIGHT
 from .tables import embed_table, format_cell, latex, markdown
-from .trajectories import check_animation_format, write_trajectories
+try:  # the objective family's paths over contours, which leave a project with the family
+    from .objective_trajectories import check_animation_format, write_trajectories
+except ModuleNotFoundError:
+    check_animation_format = write_trajectories = None
 
 DEFAULT_METRICS = ["train/loss", "val/loss", "test/loss", "opt/lr"]
 LOSS_PANELS = ["train/loss", "val/loss"]  # what loss.png shows
@@ -292,9 +295,12 @@ def make_figures(paths: list[Path | str] | None = None, out: Path = Path("figure
 
     `paths` selects the runs (folders, experiment or run names, globs; all of `root` if empty),
     `exclude`, `keep_all`: see select_runs. Runs with a trajectory.npz also get trajectories.png
-    (see trajectories.py); `animate` ("gif" or "mp4") adds its animation.
+    (see objective_trajectories.py); `animate` ("gif" or "mp4") adds its animation.
     """
-    check_animation_format(animate)
+    if check_animation_format:
+        check_animation_format(animate)
+    elif animate:
+        raise SystemExit("error: --animate draws the objective family's paths, and this project has no such family")
     selectors = [str(path) for path in paths or [root]]
     notes: list[str] = []
     runs = select_runs(selectors, root, exclude, keep_all, notes)
@@ -319,7 +325,8 @@ def make_figures(paths: list[Path | str] | None = None, out: Path = Path("figure
         figure = plot_metrics(groups, [metric], x, smooth, log_y, notes=notes)
         if figure is not None:
             written += save(figure, out, prefix + metric_stem(metric))
-    written += write_trajectories(runs, groups, out, prefix, animate, notes)
+    if write_trajectories:
+        written += write_trajectories(runs, groups, out, prefix, animate, notes)
     header, rows, sources = results_table(groups, metrics)
     table = markdown(header, rows)
     out.mkdir(parents=True, exist_ok=True)

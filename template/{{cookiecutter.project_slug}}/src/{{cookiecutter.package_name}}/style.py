@@ -1,4 +1,4 @@
-"""The look every report figure shares (figures.py, compare.py, trajectories.py): sizes for a paper
+"""The look every report figure shares (figures.py, compare.py, objective_trajectories.py): sizes for a paper
 and a slide, fonts, the legend below the panels, metric names in words, PNG and PDF files.
 
     from matplotlib import rc_context
