@@ -44,6 +44,12 @@ FAMILY_NETS = {
     "diffusion": {"unet"},
 }
 
+# Modules beside the families (src/<package>/<name>.py) that only some families use.
+SHARED_MODULES = {
+    "fista": {"objective", "tabular"},
+    "image_datasets": {"vision", "diffusion"},
+}
+
 
 def existing_files(root: Path) -> set[str]:
     """The files (paths relative to `root`) the folder held before this run; forgets the list."""
@@ -56,7 +62,7 @@ def existing_files(root: Path) -> set[str]:
 
 
 def unwanted_files(root: Path, keep: set[str]) -> list[Path]:
-    """Every file of the families not in `keep`, and the nets no kept family uses."""
+    """Every file of the families not in `keep`, and the nets and shared modules no kept family uses."""
     package = root / "src" / PACKAGE
     unwanted = []
     for family in set(FAMILY_NETS) - keep:
@@ -68,6 +74,7 @@ def unwanted_files(root: Path, keep: set[str]) -> list[Path]:
         unwanted += root.glob(f"tests/test_{family}*.py")
     needed = set().union(*(FAMILY_NETS[family] for family in keep))
     unwanted += [net for net in (package / "nets").glob("*.py") if net.stem != "__init__" and net.stem not in needed]
+    unwanted += [package / f"{name}.py" for name, users in SHARED_MODULES.items() if not users & keep]
     return unwanted
 
 

@@ -25,13 +25,16 @@ def format_cell(numbers: Sequence[float]) -> str:
         return "-"
     if len(numbers) == 1:
         return f"{numbers.iloc[0]:.4g}"
-    return f"{numbers.mean():.4g} ± {numbers.std():.2g}"
+    return f"{numbers.mean(skipna=False):.4g} ± {numbers.std(skipna=False):.2g}"  # a diverged seed (nan) shows
 
 
 def markdown(header: list[str], rows: list[list[str]], sources: list[str] | None = None) -> str:
     """A Markdown table of the rows; with `sources`, a list of the runs behind each row under it."""
     frame = pd.DataFrame(rows, columns=header).map(lambda cell: cell.replace("|", "\\|"))
-    text = frame.to_markdown(index=False, tablefmt=MARKDOWN, stralign=None, numalign=None, disable_numparse=True)
+    lines = frame.to_markdown(index=False, tablefmt=MARKDOWN, stralign=None, numalign=None,
+                              disable_numparse=True).split("\n")
+    lines[1] = "| " + " | ".join(["---"] * len(header)) + " |"  # the rule under the header, whatever the widths
+    text = "\n".join(lines)
     if sources:
         text += "\n\nRuns behind each row:\n\n"
         text += "\n".join(f"- {row[0]}: {source}" for row, source in zip(rows, sources, strict=True))
