@@ -45,7 +45,8 @@ from optimizers_for_a_small_gpt.compare import (
     make_settings,
     read_folder,
 )
-from optimizers_for_a_small_gpt.figures import Run, embed_table, format_cell, to_markdown, x_values
+from optimizers_for_a_small_gpt.figures import Run, embed_table, format_cell, x_values
+from optimizers_for_a_small_gpt.tables import markdown
 
 SWEEP = Path("configs/sweeps/language_gpt_optimizers.yaml")
 START, END = "<!-- gpt:equal_time:start -->", "<!-- gpt:equal_time:end -->"
@@ -144,13 +145,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         parser.error("--budget must be a positive number of seconds")
     rows, options = best_rows(args.sweep)
     header, lines, budget = equal_time_table(rows, args.budget)
-    table = to_markdown(header, lines) + "\n" + explanation(budget, args.budget is not None)
+    table = markdown(header, lines) + "\n" + explanation(budget, args.budget is not None)
     args.out.mkdir(parents=True, exist_ok=True)
     sources = "\n".join(f"- {row.optimizer} ({row.setting}): `" + ", ".join(str(run.path) for run in row.best) + "`"
                         for row in rows)
     (args.out / f"{options.name}_equal_time.md").write_text(table + "\nRuns behind each row:\n\n" + sources + "\n")
     embedded = [doc for doc in args.embed if embed_table(doc, table, START, END)]
-    print(to_markdown(header, lines), end="")
+    print(markdown(header, lines), end="")
     print(f"wrote {args.out / f'{options.name}_equal_time.md'}"
           + (f"; updated the equal-time table in {', '.join(map(str, embedded))}" if embedded else ""))
     return {"header": header, "rows": lines, "budget": budget, "best": rows}

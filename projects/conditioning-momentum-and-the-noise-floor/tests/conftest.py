@@ -6,10 +6,13 @@ Two tiers:
 Each family's tests are in tests/test_<family>.py, including a fast_dev_run of each of its configs.
 """
 
+import importlib
+import inspect
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from conditioning_momentum_and_the_noise_floor.cli import main
 
@@ -39,6 +42,29 @@ def run_one_batch(config: Path, *args: str):
 
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+def steps(count: int) -> list[str]:
+    """Options that train the default experiment for `count` optimizer steps, whatever its epoch
+    holds: one full batch (tabular), a few mini-batches, or steps_per_epoch draws (objective)."""
+    return ["--trainer.max_epochs", "-1", "--trainer.max_steps", str(count)]
+
+
+def batch_size_option() -> str:
+    """The option that sets the default experiment's batch size: the data's, or the model's
+    where the family draws its own batches (the objective family)."""
+    data = (yaml.safe_load(DEFAULT.read_text()).get("data") or {}).get("class_path")
+    if data:
+        module, name = data.rsplit(".", 1)
+        if "batch_size" in inspect.signature(getattr(importlib.import_module(module), name)).parameters:
+            return "--data.init_args.batch_size"
+    return "--model.init_args.batch_size"
+
+
+def batch_size_of(cli) -> int | None:
+    """The batch size a run was built with: its data's, else its model's (see batch_size_option)."""
+    owner = cli.datamodule if batch_size_option().startswith("--data") else cli.model
+    return owner.hparams.batch_size
 
 
 def fails_with(message: str, capsys, *args: str) -> None:

@@ -80,6 +80,8 @@ def test_the_worked_example_optimizer_trains_from_the_command_line(in_tmp):
         (["--optimizer", "adamm"], "unknown optimizer 'adamm': choose one of sgd, momentum, nesterov, adagrad, rmsprop, adam"),
         (["--scheduler", "cosin"], "unknown scheduler 'cosin': choose one of constant, step, cosine"),
         (["--optimizer", "adam", "--optimizer.momentum", "0.9"], "Adam does not take 'momentum'; it takes: lr=0.001, betas"),
+        (["--data", "lightning.LightningDataModule", "--data.init_args.batch_size", "8"],
+         "LightningDataModule does not take 'batch_size'; it takes no arguments"),
     ],
 )
 def test_unknown_names_and_arguments_fail_before_any_data_loads(args, message, in_tmp, capsys):

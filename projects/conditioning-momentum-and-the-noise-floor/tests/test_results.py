@@ -18,7 +18,8 @@ import pytest
 import yaml
 from conftest import CONFIGS, QUIET, ROOT, run
 
-from conditioning_momentum_and_the_noise_floor.figures import make_figures, read_run, to_markdown
+from conditioning_momentum_and_the_noise_floor.figures import make_figures, read_run
+from conditioning_momentum_and_the_noise_floor.tables import markdown
 
 REPORT = ROOT / "report.md"
 README = ROOT / "README.md"
@@ -88,7 +89,7 @@ def test_the_results_table_is_the_zigzag_runs(monkeypatch, tmp_path):
     monkeypatch.chdir(ROOT)  # the run folders in the table are relative to the project
     result = make_figures(["objective_zigzag"], out=tmp_path, metrics=["train/loss", "val/loss", "train/suboptimality"],
                           embed=[])
-    table = to_markdown(result["header"], result["rows"]).strip()
+    table = markdown(result["header"], result["rows"]).strip()
     for document in (REPORT, SLIDES):
         assert between(document.read_text(), "figures:results") == table, f"{document.name}: run reproduce.sh"
 

@@ -239,6 +239,11 @@ def test_sweep_files_load_and_explain_every_value(path):
     sweep = load_sweep(path)  # checks every key; the experiment must exist in this project
     assert sweep.search().total > 0
     bare = [line for line in path.read_text().splitlines() if re.match(r"^\s*[\w./-]+:\s*[^\s#]", line) and "#" not in line]
-    assert bare == [], f"{path.name}: say in a comment what these set"
+    assert bare == [], (f"{path.name}: every line that sets a value ends with a comment saying what it sets, e.g. "
+                        "`seeds: [0, 1, 2]  # each setting runs once with each seed` (docs/comparing.md, the rules "
+                        "of a sweep file); these lines have none:\n" + "\n".join(bare))
     if not path.stem.endswith("_full"):
-        assert path.with_name(f"{path.stem}_full.yaml").is_file(), "each sweep has a _full variant for a GPU"
+        assert path.with_name(f"{path.stem}_full.yaml").is_file(), (
+            f"{path.name} has no twin {path.stem}_full.yaml: every sweep file comes with a _full one, the same question "
+            f"at full size for a GPU (a larger budget, more seeds): copy it to configs/sweeps/{path.stem}_full.yaml and "
+            "scale it up (docs/comparing.md, the rules of a sweep file)")

@@ -250,7 +250,7 @@ def test_preconditioner_state_survives_a_checkpoint_round_trip(preconditioner):
 
 
 def test_newton_is_refused_where_the_module_has_no_hessian(capsys, in_tmp):
-    with pytest.raises(ConfigError, match="needs the Hessian, which only the objective family computes"):
+    with pytest.raises(ConfigError, match="needs the Hessian, which CourseModule does not compute .a module that can defines"):
         CourseModule(optimizer=make_optimizer("newton"))
     CourseModule(optimizer=make_optimizer("preconditioned", preconditioner="adagrad"))  # no Hessian needed
     other = [path for path in sorted(CONFIGS.glob("*.yaml")) if not path.name.startswith("objective")]

@@ -194,12 +194,12 @@ def test_the_report_tables_are_the_commands(marker, monkeypatch):
         selectors = [f"runs/language_gpt_optimizers/{o}_lr{BEST[o]}_*" for o in GRID]
         groups = figures.group_runs(figures.select_runs(selectors, Path("runs"), keep_all=True))
         header, rows, _ = figures.results_table(groups, ["train/loss", "val/loss", "val/bpb", "test/bpb"])
-        expected = figures.to_markdown(header, rows).strip()
+        expected = figures.markdown(header, rows).strip()
         assert between(SLIDES, marker) == expected
     elif marker == "gpt:all":  # every setting of the sweep (reproduce.sh, step 3)
         groups = figures.group_runs(figures.select_runs(["runs/language_gpt_optimizers"], Path("runs"), keep_all=True))
         header, rows, _ = figures.results_table(groups, ["val/bpb", "test/bpb"])
-        expected = figures.to_markdown(header, rows).strip()
+        expected = figures.markdown(header, rows).strip()
         assert len(rows) == 12 and all(row[1] == "3" for row in rows)
     elif marker == "compare:results":  # as the compare command wrote it, with the runs' numbers
         written = (ROOT / "figures" / "language_gpt_optimizers_results.md").read_text()
@@ -208,7 +208,7 @@ def test_the_report_tables_are_the_commands(marker, monkeypatch):
             assert f"| {optimizer} | lr=" in expected and f"| {cell(optimizer, BEST[optimizer])} |" in expected, optimizer
     else:  # equal_time.py's table, recomputed from the event files
         _, (header, lines, budget) = equal_time_result()
-        expected = (figures.to_markdown(header, lines) + "\n" + equal_time.explanation(budget, False)).strip()
+        expected = (figures.markdown(header, lines) + "\n" + equal_time.explanation(budget, False)).strip()
     assert between(REPORT, marker) == expected
 
 

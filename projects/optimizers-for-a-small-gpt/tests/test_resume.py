@@ -6,9 +6,9 @@ from pathlib import Path
 import lightning as L
 import pytest
 import yaml
-from conftest import CONFIGS, QUIET, fails_with, run
+from conftest import CONFIGS, QUIET, batch_size_of, batch_size_option, fails_with, run
 
-from optimizers_for_a_small_gpt.cli import BestCheckpoint
+from optimizers_for_a_small_gpt.checkpoints import BestCheckpoint
 
 TWO_FAMILIES = pytest.mark.skipif(
     not ((CONFIGS / "tabular.yaml").exists() and (CONFIGS / "vision.yaml").exists()),
@@ -47,7 +47,7 @@ def test_a_resume_that_changes_the_run_stops_and_leaves_the_run_as_it_was(in_tmp
     before = snapshot(run_dir)
     changes = [
         ["--optimizer.lr", "0.5", "--scheduler", "constant"],  # LightningCLI would take the checkpoint's
-        ["--data.init_args.batch_size", "0"],  # once wrote batch_size: 0 into the run's config.yaml
+        [batch_size_option(), "0"],  # once wrote batch_size: 0 into the run's config.yaml
     ]
     for change in changes:
         fails_with("this command changes the run it would resume", capsys,
@@ -56,11 +56,11 @@ def test_a_resume_that_changes_the_run_stops_and_leaves_the_run_as_it_was(in_tmp
 
 
 def test_a_resume_takes_the_runs_own_settings_and_finds_the_run_of_the_options_given(in_tmp):
-    adam = run("fit", "--trainer.max_epochs", "1", "--optimizer", "adam", "--data.init_args.batch_size", "32", *QUIET)
+    adam = run("fit", "--trainer.max_epochs", "1", "--optimizer", "adam", batch_size_option(), "32", *QUIET)
     run("fit", "--trainer.max_epochs", "1", *QUIET)  # a newer run, of the config's optimizer
     resumed = run("fit", "--trainer.max_epochs", "2", "--optimizer", "adam", "--ckpt_path", "last", *QUIET)
     assert resumed.trainer.log_dir == adam.trainer.log_dir  # the latest Adam run, not the newest run
-    assert type(resumed.trainer.optimizers[0]).__name__ == "Adam" and resumed.datamodule.hparams.batch_size == 32
+    assert type(resumed.trainer.optimizers[0]).__name__ == "Adam" and batch_size_of(resumed) == 32
 
 
 def test_a_resume_with_a_larger_budget_continues_the_learning_rate(in_tmp):

@@ -12,7 +12,7 @@ import lightning as L
 import pytest
 import torch
 import yaml
-from conftest import CONFIGS, EXPERIMENTS, PRESETS, QUIET, ROOT, fails_with, needs_gpu, run
+from conftest import CONFIGS, EXPERIMENTS, PRESETS, QUIET, ROOT, fails_with, needs_gpu, run, steps
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from optimizers_for_a_small_gpt.cli import fall_back_to_fp16
@@ -29,8 +29,13 @@ def scalars(run_dir: str) -> dict[str, list[float]]:
 def test_every_experiment_is_run_by_its_family_tests(config):
     family = config.stem.split("_")[0]
     family_tests = ROOT / "tests" / f"test_{family}.py"
-    assert family_tests.is_file(), f"{config.name} belongs to no family: name it <family>_<what>.yaml"
-    assert f"def test_every_{family}_config_runs_one_batch" in family_tests.read_text()
+    assert family_tests.is_file(), (
+        f"{config.name} belongs to no family: a config is named <family>_<what>.yaml, and its family is the name up "
+        f"to the first '_' ({family!r} here), which has no tests/test_{family}.py. Rename the config after its family; "
+        "a family's own name has no '_' (mydata, not my_data): see docs/extending.md")
+    assert f"def test_every_{family}_config_runs_one_batch" in family_tests.read_text(), (
+        f"tests/test_{family}.py has no test_every_{family}_config_runs_one_batch: add one (copy another family's), "
+        f"so that {config.name} is run")
 
 
 @pytest.mark.parametrize("epochs", [pytest.param([], marks=pytest.mark.slow, id="whole run"),
@@ -68,18 +73,20 @@ def test_train_py_runs_in_a_subprocess_with_the_debug_preset(tmp_path):
     assert "Trainer.fit` stopped" in result.stderr + result.stdout
 
 
-def test_train_py_ends_at_once_with_its_exit_status_and_every_file_written(tmp_path):
-    """train.py leaves without Python's clean-up of its objects (exit_at_once): nothing is lost."""
+def test_train_py_ends_with_its_exit_status_and_every_file_written(tmp_path):
+    """train.py ends with the exit status of what it did, and every file of the run written whole."""
     def train_py(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, str(ROOT / "train.py"), "fit", *args, *QUIET],
                               cwd=tmp_path, capture_output=True, text=True, timeout=300)
 
-    short = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3", "--trainer.log_every_n_steps", "1"]
+    short = [*steps(3), "--trainer.limit_train_batches", "3", "--trainer.log_every_n_steps", "1"]
     result = train_py(*short, "--name", "short")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "1 epochs, 3 optimizer steps" in result.stdout and result.stdout.rstrip().endswith("(loss and results first; "
-                                                                                          "HPARAMS compares runs)")
     run_dir = next((tmp_path / "runs").glob("*/short"))
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    epochs = last["epoch"] + 1  # (3 with one full batch an epoch, 1 with mini-batches)
+    assert f" {epochs} epochs, 3 optimizer steps" in result.stdout and result.stdout.rstrip().endswith(
+        "(loss and results first; HPARAMS compares runs)")
     assert len(scalars(str(run_dir))["train/loss"]) == 3  # the last step's too, written as the run ended
     assert (run_dir / "config.yaml").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
     error = train_py("--trainer.max_epochs", "many")
@@ -135,7 +142,7 @@ SETS_A_VALUE = re.compile(r"^\s*(-\s+\S|[\w./-]+:\s*[^\s#])")  # `key: value` or
 def test_every_config_value_has_a_comment(config):
     bare = [line for line in config.read_text().splitlines() if SETS_A_VALUE.match(line) and "#" not in line]
     assert bare == [], f"{config.name}: say in a comment what these set"
-    # checkpoints/last.ckpt is written by cli.LatestCheckpoint whatever a config says: no config
+    # checkpoints/last.ckpt is written by checkpoints.LatestCheckpoint whatever a config says: no config
     # may suggest that `save_last` controls it.
     assert "save_last" not in config.read_text()
 

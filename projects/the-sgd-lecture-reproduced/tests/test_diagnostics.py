@@ -7,7 +7,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from conftest import CONFIGS, DEFAULT, QUIET, fails_with, run
+from conftest import CONFIGS, DEFAULT, QUIET, fails_with, run, steps
 from lightning.pytorch.callbacks import Callback, WeightAveraging
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -18,7 +18,7 @@ from the_sgd_lecture_reproduced.callbacks import (
     noise_scale_parts,
     top_hessian_eigenvalue,
 )
-from the_sgd_lecture_reproduced.cli import BestCheckpoint
+from the_sgd_lecture_reproduced.checkpoints import BestCheckpoint
 from the_sgd_lecture_reproduced.optim import OPTIMIZERS, check_optimizer, make_optimizer
 
 SHORT = ["--trainer.max_steps", "3", "--trainer.log_every_n_steps", "1", "--trainer.limit_val_batches", "0",
@@ -210,7 +210,7 @@ def test_modifiers_are_config_keys(modifier, in_tmp):
 
 def test_lightning_skips_the_batch_hooks_a_callback_leaves_empty(in_tmp):
     ema = "[{class_path: lightning.pytorch.callbacks.EMAWeightAveraging}]"  # one given in the config too
-    cli = run("fit", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3", "--trainer.logger", "false",
+    cli = run("fit", *steps(3), "--trainer.limit_train_batches", "3", "--trainer.logger", "false",
               "--trainer.callbacks", ema, *QUIET)
     assert cli.trainer.global_step == 3
     for callback in cli.trainer.callbacks:

@@ -4,7 +4,7 @@ module.log_step writes straight to the logger, and still feeds callbacks and the
 from pathlib import Path
 
 import yaml
-from conftest import run
+from conftest import run, steps
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
@@ -57,7 +57,7 @@ def test_save_waits_for_the_writer_every_flush_seconds_and_at_the_end(tmp_path):
 
 
 def test_training_metrics_reach_tensorboard_callbacks_and_the_progress_bar(in_tmp, capsys):
-    short = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "3", "--trainer.log_every_n_steps", "2",
+    short = [*steps(6), "--trainer.limit_train_batches", "3", "--trainer.log_every_n_steps", "2",
              "--trainer.enable_model_summary", "false"]
     cli = run("fit", *short)
     assert "train/loss=" in "".join(capsys.readouterr())  # on the progress bar

@@ -155,9 +155,9 @@ def test_the_report_tables_are_the_figures_commands(marker, monkeypatch):
     groups = figures.group_runs(figures.select_runs(selectors, Path("runs"), keep_all=True))
     header, rows, _ = figures.results_table(groups, metrics)
     assert sum(len(group.runs) for group in groups) == 9  # three settings, three seeds each
-    assert between(REPORT, marker) == figures.to_markdown(header, rows).strip()
+    assert between(REPORT, marker) == figures.markdown(header, rows).strip()
     if marker == "figures:results":
-        assert between(SLIDES, marker) == figures.to_markdown(header, rows).strip()
+        assert between(SLIDES, marker) == figures.markdown(header, rows).strip()
 
 
 @pytest.mark.parametrize("sweep, marker", [("sgd_lecture_lr", "compare:results"),

@@ -57,12 +57,14 @@ class CourseModule(L.LightningModule):
         check_schedule(self.schedule_factory)
         if getattr(stand_in, "needs_curvature", False) and type(self).curvature is CourseModule.curvature:
             raise ConfigError(f"optimizer {type(stand_in).__name__} with this preconditioner needs the Hessian, "
-                              "which only the objective family computes: use preconditioner adagrad or rmsprop "
+                              f"which {type(self).__name__} does not compute (a module that can defines curvature(), "
+                              "as the objective family's does): use preconditioner adagrad or rmsprop "
                               "(or the optimizers adagrad, rmsprop, adam) here")
 
     def curvature(self) -> torch.Tensor:
         """The Hessian of the objective over the flattened parameters, for preconditioned methods
-        (optimizers.PreconditionedGD). Only families that can afford it define it (objective)."""
+        (optimizers.PreconditionedGD). A family that can afford it overrides this (the objective
+        family does); the others leave it, and those methods then stop with a message."""
         raise ConfigError(f"{type(self).__name__} does not compute the Hessian")
 
     def configure_optimizers(self):
@@ -102,7 +104,7 @@ class CourseModule(L.LightningModule):
         if prog_bar:
             trainer.progress_bar_metrics[name] = value
         for logger in self.loggers:
-            logger.log_metrics({name: value}, step=trainer.fit_loop.epoch_loop._batches_that_stepped)
+            logger.log_metrics({name: value}, step=trainer.global_step)  # the step being taken
 
     def log_epoch_mean(self, name: str, total: torch.Tensor, count: int) -> None:
         """Add `total` (a sum over `count` examples) to this training epoch's mean of `name`, which
@@ -122,8 +124,15 @@ class CourseModule(L.LightningModule):
         self.log_step("opt/lr", self.optimizers().param_groups[0]["lr"])
 
 
-def writes_logs(trainer) -> bool:
-    """Whether the trainer's current training step writes its metrics to the loggers: every
-    trainer.log_every_n_steps steps, as Lightning decides, and every step of a fast_dev_run.
-    A run shorter than log_every_n_steps logs no training step."""
-    return bool(trainer.fast_dev_run) or trainer._logger_connector.should_update_logs
+def writes_logs(trainer, step: int | None = None) -> bool:
+    """Whether the training step `step` writes its metrics to the loggers: every
+    trainer.log_every_n_steps steps (the 10th, 20th, ... for 10), the last step of a run that is
+    stopping, and every step of a fast_dev_run, as Lightning decides for its own self.log. A run
+    shorter than log_every_n_steps logs no training step.
+
+    `step` counts optimizer steps from 0; by default the one being taken, trainer.global_step,
+    which is right until the optimizer steps (in training_step, on_train_batch_start, ...). After
+    it (on_train_batch_end), trainer.global_step has moved on: pass the step that was taken."""
+    step = trainer.global_step if step is None else step
+    every = trainer.log_every_n_steps
+    return bool(trainer.fast_dev_run) or (bool(every) and ((step + 1) % every == 0 or trainer.should_stop))

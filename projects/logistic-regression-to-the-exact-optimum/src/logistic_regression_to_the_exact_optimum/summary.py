@@ -22,7 +22,7 @@ from lightning.pytorch import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from .callbacks import Diverged
-from .figures import HIGHER_IS_BETTER
+from .metrics import higher_is_better
 from .optim import IMPLEMENTATION_SWITCHES, import_class
 
 
@@ -30,8 +30,7 @@ def is_better(metric: str, new: float, old: float) -> bool:
     """Whether `new` beats `old` for this metric (accuracies: higher; losses and the rest: lower)."""
     if math.isnan(old):
         return not math.isnan(new)
-    higher = HIGHER_IS_BETTER.search(metric.rsplit("/", 1)[-1])
-    return new > old if higher else new < old
+    return new > old if higher_is_better(metric) else new < old
 
 
 def metrics_table(best: dict[str, float], final: dict[str, float]) -> list[str]:
@@ -59,13 +58,6 @@ class RunSummary(Callback):
         self.started = None
         self.exception = None  # what ended the run, if not its budget
         self.layout_written = False
-
-    def setup(self, trainer, pl_module, stage):
-        # This callback writes the HParams tab; Lightning's own version would list every init
-        # argument (and internal keys) beside a meaningless hp_metric = -1.
-        pl_module._log_hyperparams = False
-        if trainer.datamodule is not None:
-            trainer.datamodule._log_hyperparams = False
 
     def on_fit_start(self, trainer, pl_module):
         self.started = time.perf_counter()
@@ -192,4 +184,5 @@ def tensorboard_writers(trainer) -> list:
     """The event-file writers of the run's TensorBoard loggers (first process only)."""
     if not trainer.is_global_zero:
         return []
-    return [logger.experiment._get_file_writer() for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+    writers = [logger.experiment.file_writer for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+    return [writer for writer in writers if writer is not None]  # (None once the logger has closed it)

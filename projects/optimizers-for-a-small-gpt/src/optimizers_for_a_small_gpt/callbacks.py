@@ -3,7 +3,7 @@
 - OptimizerModes: switches optimizers with train/eval weights (Schedule-Free) between them.
 - ProgressBar: Lightning's progress bar, redrawn less often.
 - Diagnostics: optimization diagnostics, logged to TensorBoard: why a run behaves as it does.
-- skip_empty_hooks: spares Lightning the calls to hooks that callbacks leave empty.
+- SkipEmptyHooks: spares Lightning the calls to hooks that callbacks leave empty.
 
 train.py adds one Diagnostics callback to every run; its switches are the `diagnostics:`
 section of a config (see `uv run python train.py fit --help`), e.g.
@@ -64,6 +64,15 @@ def skip_empty_hooks(callbacks) -> None:
         for hook in BATCH_HOOKS:
             if getattr(type(callback), hook) is getattr(Callback, hook):
                 setattr(callback, hook, None)
+
+
+class SkipEmptyHooks(Callback):
+    """Calls skip_empty_hooks on every callback of the run once they are all known: at `setup`,
+    after Lightning has added those the module returns from `configure_callbacks` (the diffusion
+    module's EMA, for example), which train.py's own list does not have yet."""
+
+    def setup(self, trainer, pl_module, stage):
+        skip_empty_hooks(trainer.callbacks)
 
 
 def global_norm(tensors) -> torch.Tensor:
@@ -193,7 +202,8 @@ class Diagnostics(Callback):
             if len(self.unchecked_losses) >= 1000:  # checks far apart (no logging): keep their largest only
                 self.unchecked_losses = [torch.stack(self.unchecked_losses).abs().max()]
             # The loss goes to the host then anyway (a measured step checks it with the weights below).
-            if (self.first_loss is None or writes_logs(trainer)) and not measured:
+            # (the optimizer has stepped: trainer.global_step counts the step just taken)
+            if (self.first_loss is None or writes_logs(trainer, trainer.global_step - 1)) and not measured:
                 self.check(trainer)
         if measured:
             params = [p.detach() for p in pl_module.parameters() if p.requires_grad]
@@ -300,7 +310,9 @@ class Diagnostics(Callback):
             return
         self.write(trainer, {"diverged": 1.0})
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
-        saved = sorted({c.best_model_path for c in trainer.checkpoint_callbacks if getattr(c, "best_model_path", "")})
+        # The best checkpoint's file and last.ckpt (see checkpoints.py), where they were written.
+        saved = sorted({path for c in trainer.callbacks for path in (getattr(c, "best_model_path", ""),
+                                                                    getattr(c, "last_path", "")) if path})
         kept = f"its checkpoints from before are kept: {', '.join(saved)}" if saved else "it had saved no checkpoint yet"
         raise Diverged(
             f"the loss diverged by step {trainer.global_step} ({reason or 'on another process'}, learning rate "

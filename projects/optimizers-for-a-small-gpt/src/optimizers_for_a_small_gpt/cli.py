@@ -32,21 +32,21 @@ What this adds to LightningCLI:
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
 import yaml
 from jsonargparse import ArgumentError, DefaultHelpFormatter, set_dumper
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
-from lightning.pytorch.loggers import TensorBoardLogger
 
 from . import logger as course_logger
-from .callbacks import Diagnostics, Diverged, OptimizerModes, ProgressBar, skip_empty_hooks
+from .callbacks import Diagnostics, Diverged, OptimizerModes, ProgressBar, SkipEmptyHooks
+from .checkpoints import BestCheckpoint, LatestCheckpoint
 from .optim import describe_choices
 from .registry import ConfigError
-from .resume import DATA_TO_MODEL, check_checkpoint, check_same_run, resume_latest_run, take_data_settings
+from .families import declared, family_of, model_links
+from .resume import check_checkpoint, check_same_run, resume_latest_run, take_data_settings
 from .shorthands import expand_choices, name_from_arguments, one_line
 from .summary import RunSummary, run_settings
 
@@ -96,7 +96,7 @@ class CourseCLI(LightningCLI):
         parser.add_argument("--threads", type=int | None, default=None,
                             help="CPU threads PyTorch computes with (torch.set_num_threads). Small models are fastest "
                                  "with 1; null: PyTorch's default (one per core), or what the sweep command chose")
-        for name in DATA_TO_MODEL:
+        for name in model_links():  # what the data knows (input shape, number of classes, ...): see families.py
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
         parser.add_lightning_class_args(Diagnostics, "diagnostics")
         parser.add_lightning_class_args(BestCheckpoint, "checkpoint")
@@ -111,24 +111,21 @@ class CourseCLI(LightningCLI):
         )
 
     def instantiate_trainer(self, **kwargs):
-        trainer = super().instantiate_trainer(**kwargs)
         config = self.config[self.subcommand] if self.subcommand else self.config
-        logger = trainer.logger
-        if config.get("name") and isinstance(logger, TensorBoardLogger) and logger._version is None:
-            logger._version = config.name  # runs/<experiment>/<name>/ instead of version_N
+        checkpoints = config.trainer.get("enable_checkpointing") is not False
+        # Lightning refuses checkpoint callbacks with enable_checkpointing false: build the trainer
+        # with them, then take them out (it adds none of its own when it finds ours).
+        trainer = super().instantiate_trainer(**kwargs, enable_checkpointing=True)
+        if not checkpoints:
+            trainer.callbacks[:] = [c for c in trainer.callbacks if not isinstance(c, BestCheckpoint | LatestCheckpoint)]
         trainer.callbacks.insert(0, OptimizerModes())  # first: later callbacks see the evaluation weights
         # Lightning's own bar, TQDM or Rich (its pick where rich is installed, as on Colab), which redraws
         # and reads the metrics from the GPU at every step: replace it by ours.
         if type(trainer.progress_bar_callback) in (TQDMProgressBar, RichProgressBar):
             trainer.callbacks[trainer.callbacks.index(trainer.progress_bar_callback)] = ProgressBar()
         trainer.callbacks.append(RunSummary(run_settings(config), TENSORBOARD_HINT))
-        skip_empty_hooks(trainer.callbacks)
+        trainer.callbacks.append(SkipEmptyHooks())
         return trainer
-
-    def _instantiate_trainer(self, config, callbacks):
-        if config.get("enable_checkpointing") is False:  # no checkpoints at all: leave ours out too
-            callbacks = [callback for callback in callbacks if not isinstance(callback, ModelCheckpoint)]
-        return super()._instantiate_trainer(config, callbacks)
 
     def parse_arguments(self, parser, args):
         super().parse_arguments(parser, args)
@@ -157,67 +154,6 @@ class CourseCLI(LightningCLI):
             name_the_run(config, config.get("name") or self.default_name)
 
 
-class BestCheckpoint(ModelCheckpoint):
-    """Lightning's ModelCheckpoint (the `checkpoint` section takes all its arguments), without two
-    costs of its bookkeeping that a short epoch feels (the small defaults' take milliseconds):
-    - at every epoch's end it deep-copies every logged metric (about 0.5 ms for 20). This copies
-      only the monitored value, the one it keeps (as the best score);
-    - it is called at every training step, to save every `every_n_train_steps` steps or every
-      `train_time_interval`. Without either, this one is not.
-    """
-
-    def __init__(self, **kwargs):  # ModelCheckpoint's arguments
-        super().__init__(**kwargs)
-        if not kwargs.get("every_n_train_steps") and kwargs.get("train_time_interval") is None:
-            self.on_train_batch_end = None  # Lightning skips a hook that is None
-
-    def _monitor_candidates(self, trainer) -> dict[str, torch.Tensor]:
-        candidates = dict(trainer.callback_metrics)  # (Lightning's: a deep copy of them all)
-        if isinstance(candidates.get(self.monitor), torch.Tensor):
-            candidates[self.monitor] = candidates[self.monitor].detach().clone()
-        epoch, step = candidates.get("epoch"), candidates.get("step")  # as integers, as Lightning's does
-        candidates["epoch"] = epoch.int() if isinstance(epoch, torch.Tensor) else torch.tensor(trainer.current_epoch)
-        candidates["step"] = step.int() if isinstance(step, torch.Tensor) else torch.tensor(trainer.global_step)
-        return candidates
-
-
-class LatestCheckpoint(BestCheckpoint):
-    """Rewrites checkpoints/last.ckpt (what `--ckpt_path last` resumes from) at the end of an
-    epoch, when `every_seconds` have passed since it last did, and always when the run ends (its
-    budget spent, or stopped early).
-
-    Not after every epoch: for the small default experiments an epoch takes milliseconds and
-    writing a checkpoint takes longer. A run killed without warning loses at most `every_seconds`
-    of training. (Since Lightning 2.6, ModelCheckpoint(save_last=True) writes last.ckpt only with
-    a new best checkpoint, so a run could not resume from its true last epoch with it alone.)
-    """
-
-    def __init__(self, every_seconds: float = 60.0):  # seconds of training between two saves of last.ckpt
-        super().__init__(filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
-        self.every_seconds = every_seconds
-        self.saved_at = time.monotonic()
-
-    def on_fit_start(self, trainer, pl_module):
-        self.saved_at = time.monotonic()
-
-    def due(self, trainer) -> bool:
-        """Whether this epoch end is one to save at: the run's last, or a save is `every_seconds` old."""
-        last_epoch = trainer.max_epochs not in (None, -1) and trainer.current_epoch + 1 >= trainer.max_epochs
-        last_step = trainer.max_steps not in (None, -1) and trainer.global_step >= trainer.max_steps
-        if trainer.should_stop or last_epoch or last_step or time.monotonic() - self.saved_at >= self.every_seconds:
-            self.saved_at = time.monotonic()
-            return True
-        return False
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        if self._should_save_on_train_epoch_end(trainer) and self.due(trainer):
-            super().on_train_epoch_end(trainer, pl_module)
-
-    def on_validation_end(self, trainer, pl_module):
-        if not self._should_save_on_train_epoch_end(trainer) and self.due(trainer):
-            super().on_validation_end(trainer, pl_module)
-
-
 class SaveFitConfig(SaveConfigCallback):
     """Writes the run's config.yaml when training starts for real: the data loaded, a resumed
     checkpoint restored, the first validation passed. A command that fails before (a bad value,
@@ -233,17 +169,17 @@ class SaveFitConfig(SaveConfigCallback):
         resumed checkpoint is restored, which is too early; on_train_start writes it."""
 
     def on_train_start(self, trainer, pl_module):
-        if self.config.get("ckpt_path"):
-            self.config = self.config.clone()
-            self.config.ckpt_path = None
-            self.config.name = Path(trainer.log_dir).name
-            if hasattr(self.config.trainer.logger, "init_args"):
-                self.config.trainer.logger.init_args.version = None
+        config = self.config.clone()
+        if config.get("ckpt_path"):
+            config.ckpt_path = None
+            config.name = Path(trainer.log_dir).name
+        if config.get("name") and hasattr(config.trainer.logger, "init_args"):
+            config.trainer.logger.init_args.version = None  # the name places the run (see name_the_run)
         log_dir = trainer.log_dir  # (every process asks: Lightning broadcasts it)
         if trainer.is_global_zero:
             os.makedirs(log_dir, exist_ok=True)
             # skip_check: the config was checked when it was read; checking it again took 25 ms of every run.
-            self.parser.save(self.config, os.path.join(log_dir, self.config_filename), skip_none=False,
+            self.parser.save(config, os.path.join(log_dir, self.config_filename), skip_none=False,
                              overwrite=self.overwrite, multifile=self.multifile, skip_check=True)
             self.save_config(trainer, pl_module, "fit")  # SaveConfigCallback's hook for subclasses, as its setup calls it
 
@@ -260,12 +196,13 @@ def fall_back_to_fp16(trainer_config) -> None:
 def name_the_run(config, name: str | None) -> None:
     """Set config.name to `name`, or name_2, name_3, ... if runs/<experiment>/<name> is taken.
 
-    The trainer's logger then writes into runs/<experiment>/<config.name>/ (no name: version_N).
-    The saved config.yaml keeps the name, so a run repeated from it gets a folder of its own.
+    The trainer's logger then writes into runs/<experiment>/<config.name>/ (its `version`; no
+    name: version_N). The saved config.yaml keeps the name and leaves the version out, so a run
+    repeated from it gets a folder of its own.
     """
     logger = config.trainer.logger
-    if not name or not (hasattr(logger, "init_args") and hasattr(logger.init_args, "save_dir")):
-        config.name = None
+    if not name or not (hasattr(logger, "init_args") and "save_dir" in logger.init_args and "version" in logger.init_args):
+        config.name = None  # no logger, or one that does not place runs in folders of their own
         return
     if logger.init_args.get("version") is not None:
         config.name = None  # a version set in the config or on the command line wins
@@ -273,29 +210,30 @@ def name_the_run(config, name: str | None) -> None:
     # A DDP run starts its other processes later with the same command (and LOCAL_RANK set):
     # they take the first process's name instead of finding its folder taken.
     if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get("COURSE_RUN_NAME"):
-        config.name = os.environ["COURSE_RUN_NAME"]
+        config.name = logger.init_args.version = os.environ["COURSE_RUN_NAME"]
         return
     experiment = Path(logger.init_args.save_dir) / (logger.init_args.name or "")
     unique, number = name, 1
     while (experiment / unique).exists():
         number += 1
         unique = f"{name}_{number}"
-    config.name = unique
+    config.name = logger.init_args.version = unique
     os.environ["COURSE_RUN_NAME"] = unique
 
 
 def name_after_data_file(config) -> None:
     """Log a run that reads a data file of the student's (a CSV, a text) under
     runs/<family>_<file name>/, so that runs of different files never share a folder, and
-    --ckpt_path last finds the run of the same file. Named datasets keep the config's name."""
+    --ckpt_path last finds the run of the same file. Named datasets keep the config's name.
+    Which setting names the file, the family's data declares (its `data_file`, see families.py)."""
     data, logger = config.get("data"), config.trainer.logger
     if not (hasattr(data, "init_args") and hasattr(logger, "init_args") and hasattr(logger.init_args, "save_dir")):
         return
-    file = data.init_args.get("csv_path") if data.init_args.get("source") == "csv" else data.init_args.get("corpus")
+    data_file = declared(data.class_path, "data_file", None)
+    file = data_file(data.init_args.as_dict()) if data_file else None
     if not file or not (Path(str(file)).suffix or "://" in str(file)):
         return  # a named dataset or corpus (breast_cancer, python_docs, ...), not a file
-    family = str(data.class_path).split(".")[-2]  # <package>.problems.tabular.TabularDataModule: tabular
-    logger.init_args.name = f"{family}_{Path(str(file).split('?')[0]).stem}"
+    logger.init_args.name = f"{family_of(data.class_path)}_{Path(str(file).split('?')[0]).stem}"
 
 
 def check_writable(logger) -> None:

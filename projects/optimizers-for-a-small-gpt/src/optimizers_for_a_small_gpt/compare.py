@@ -46,443 +46,42 @@ The table is also copied into report.md and slides/slides.md between the markers
 How optimizers are named: the lowercase name train.py's --optimizer uses (optim.OPTIMIZERS) for
 the run's class and arguments, so torch.optim.SGD is `sgd`, `momentum` (momentum > 0) or
 `nesterov` (nesterov: true); a class of your own is its class name in lowercase.
+
+The numbers are made in comparison.py, the figures in sensitivity.py; this file is the command.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import yaml
 
-from .figures import (
-    HIGHER_IS_BETTER,
-    ONE_COLUMN,
-    PANEL_HEIGHT,
-    STYLE,
-    Group,
-    Run,
-    add_legend,
-    class_name,
-    configuration,
-    differing_keys,
-    embed_table,
-    find_runs,
-    fit,
-    format_cell,
-    is_class_key,
-    is_fast_dev_run,
-    legend_label,
-    plot_metrics,
-    save,
-    settings_of,
-    short_keys,
-    short_number,
-    show,
-    to_latex,
-    to_markdown,
-    words,
-    x_values,
+from .comparison import (
+    Options,
+    Setting,
+    best_settings,
+    best_value,
+    choice_order,
+    final_value,
+    has_diverged,
+    label_settings,
+    make_settings,
+    stopped_early,
+    sweep_order,
+    time_to_target,
 )
+from .comparison import optimizer_name as optimizer_name
+from .comparison import resolve as resolve
+from .groups import Group, short_number
+from .metrics import higher_is_better
+from .runs import Run, find_runs, is_fast_dev_run
+from .sensitivity import plot_best, plot_sensitivity
+from .style import save, words
+from .tables import embed_table, format_cell, latex, markdown
 
 TABLE_START = "<!-- compare:results:start -->"
 TABLE_END = "<!-- compare:results:end -->"
-# Config keys that differ between a sweep's trials and its re-runs without changing the setting.
-LOGGER_KEYS = ("trainer.logger.init_args.name", "trainer.logger.name", "trainer.logger.init_args.save_dir")
-DIVERGED_TAG = "diverged"
-ZERO_MARKER = dict(marker="v", markersize=5, markeredgecolor="white", markeredgewidth=0.5, linestyle="none")
-DIVERGED_MARKER = dict(marker="X", markersize=6, markeredgecolor="white", markeredgewidth=0.5, linestyle="none")
-STOPPED_MARKER = dict(marker="o", markersize=5, markerfacecolor="white", markeredgewidth=1.2, linestyle="none")
-
-
-@dataclass
-class Options:
-    """What to compare, from the sweep file and the command line."""
-
-    name: str
-    folder: Path  # the sweep's runs
-    final: Path  # the re-runs with fresh seeds (may not exist)
-    metric: str
-    mode: str  # max or min
-    summary: str = "final"  # final or best
-    target: float | None = None
-    by: str = "optimizer"
-    x: str = "optimizer.lr"
-    order: list[str] = field(default_factory=list)  # the compared values in the sweep file's order, as named here
-
-
-@dataclass
-class Setting:
-    """Runs of one configuration (up to the seed): one point of the sensitivity plot, one table row."""
-
-    choice: str  # the value of the compared key, as a short name (adam, momentum, ...)
-    runs: list[Run]
-    config: dict[str, object] = field(default_factory=dict)
-    x: float | None = None
-    label: str = ""  # what tells it from the other settings of its choice (lr=1e-3)
-    values: list[float] = field(default_factory=list)  # the summary value of each run that did not diverge
-    diverged: int = 0  # how many of its runs diverged
-    stopped: int = 0  # how many stopped early without diverging (a sweep with `prune: true` stops hopeless runs)
-
-    @property
-    def mean(self) -> float:
-        return float(np.mean(self.values)) if self.values else math.nan
-
-
-# Reading a run
-
-
-def resolve(flag: str, config: dict[str, object]) -> str | None:
-    """The flattened config key that a train.py flag names: `optimizer.lr` ->
-    `model.init_args.optimizer.init_args.lr`, `optimizer` -> `model.init_args.optimizer.class_path`,
-    `data.batch_size` -> `data.init_args.batch_size`. None when the config has no such key.
-    """
-    plain = {key: ".".join(part for part in key.split(".") if part != "init_args") for key in config}
-    flag = ".".join(part for part in flag.split(".") if part != "init_args")  # the long form names it too
-    for wanted in (flag, f"model.{flag}", f"data.{flag}"):
-        for candidate in (wanted, f"{wanted}.class_path"):
-            for key, name in plain.items():
-                if name == candidate:
-                    return key
-    endings = [key for key, name in plain.items() if name.endswith(f".{flag}") or name.endswith(f".{flag}.class_path")]
-    return endings[0] if len(endings) == 1 else None
-
-
-def optimizer_name(class_path: str, arguments: dict[str, object]) -> str:
-    """The --optimizer name of a class and its arguments: SGD -> sgd, momentum or nesterov.
-
-    Among the names of optim.OPTIMIZERS with this class, the one whose starting values (other than
-    learning rates) the arguments share most, where sharing means equal for a word (preconditioner
-    newton) and, for a number or a switch, both zero/false or both not (momentum 0.95 is still
-    `momentum`); a class that is not there: its name in lowercase.
-    """
-
-    def shares(key: str, start: object) -> bool:
-        if key not in arguments:
-            return False
-        return arguments[key] == start if isinstance(start, str) else bool(arguments[key]) == bool(start)
-
-    from .optim import OPTIMIZERS
-
-    best, matched = class_name(class_path).lower(), -1
-    for name, (path, starting) in OPTIMIZERS.items():
-        if path != class_path:
-            continue
-        keys = [key for key in starting if key != "lr" and not key.endswith("_lr")]
-        if all(shares(key, starting[key]) for key in keys) and len(keys) > matched:
-            best, matched = name, len(keys)
-    return best
-
-
-def choice_of(run: Run, by: str) -> str | None:
-    """The value of the compared key in a run, in short: an optimizer's name, else key=value."""
-    key = resolve(by, run.config)
-    if key is None:
-        return None
-    value = run.config[key]
-    if is_class_key(key):
-        prefix = key.removesuffix("class_path") + "init_args."
-        arguments = {k.removeprefix(prefix): v for k, v in run.config.items() if k.startswith(prefix)}
-        return optimizer_name(str(value), arguments) if "optimizer" in key.split(".") else class_name(value).lower()
-    return f"{by.rsplit('.', 1)[-1]}={show(value)}"
-
-
-def sweep_order(space: object, by: str) -> list[str]:
-    """The values of `by` in a sweep's space, in the file's order, named as choice_of names them."""
-    values = space.get(by) if isinstance(space, dict) else None
-    values = list(values) if isinstance(values, (dict, list)) else []
-    return [name for value in values for name in (str(show(value)).lower(), f"{by.rsplit('.', 1)[-1]}={show(value)}")]
-
-
-def choice_order(choice: str, order: list[str]) -> tuple:
-    """Where a compared value goes: the sweep file's order, else by number (batch_size=4 before 16), else by name."""
-    number = choice.rpartition("=")[2]
-    try:
-        value = float(number)
-    except ValueError:
-        value = math.inf
-    return (order.index(choice) if choice in order else len(order), value, choice)
-
-
-def number_at(run: Run, flag: str) -> float | None:
-    key = resolve(flag, run.config)
-    value = run.config.get(key) if key else None
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def has_diverged(run: Run, metric: str) -> bool:
-    """Whether the run logged `diverged` (train.py does when the loss blows up) or a non-finite metric."""
-    flag = run.scalars.get(DIVERGED_TAG)
-    if flag is not None and len(flag.values) and np.nanmax(flag.values) > 0:
-        return True
-    series = run.scalars.get(metric)
-    return series is not None and not np.all(np.isfinite(series.values))
-
-
-def stopped_early(run: Run) -> bool:
-    """Whether the run ended before its last epoch (trainer.max_epochs) without diverging: a sweep
-    with `prune: true` stops hopeless runs so, and an interrupted run looks the same. Not decided
-    (False) for runs limited by trainer.max_steps or without the `epoch` scalar."""
-    max_epochs, max_steps, epochs = (run.config.get("trainer.max_epochs"), run.config.get("trainer.max_steps"),
-                                     run.scalars.get("epoch"))
-    if not isinstance(max_epochs, int) or max_epochs <= 0 or (isinstance(max_steps, int) and max_steps > 0):
-        return False
-    return epochs is not None and len(epochs.values) > 0 and float(np.max(epochs.values)) < max_epochs - 1
-
-
-def final_value(run: Run, metric: str) -> float | None:
-    series = run.scalars.get(metric)
-    return float(series.values[-1]) if series is not None and len(series.values) else None
-
-
-def best_value(run: Run, metric: str, mode: str) -> float | None:
-    series = run.scalars.get(metric)
-    if series is None or not len(series.values):
-        return None
-    return float(np.nanmax(series.values) if mode == "max" else np.nanmin(series.values))
-
-
-def summary_value(run: Run, options: Options) -> float | None:
-    if options.summary == "best":
-        return best_value(run, options.metric, options.mode)
-    return final_value(run, options.metric)
-
-
-def time_to_target(run: Run, metric: str, target: float, mode: str) -> tuple[float, float] | None:
-    """(optimizer step, seconds since the run's first event) of the first logged point of `metric`
-    at or past `target` (>= for max, <= for min); None if the run never reached it."""
-    series = run.scalars.get(metric)
-    if series is None or not len(series.values):
-        return None
-    reached = series.values >= target if mode == "max" else series.values <= target
-    if not reached.any():
-        return None
-    first = int(np.argmax(reached))
-    return float(series.steps[first]), float(x_values(run, series, "time")[first])
-
-
-# Settings
-
-
-def setting_key(run: Run) -> tuple:
-    """A run's configuration without its seed, bookkeeping, and the folder it logged into."""
-    return tuple(item for item in configuration(run) if item[0] not in LOGGER_KEYS)
-
-
-def make_settings(runs: list[Run], options: Options, notes: list[str]) -> list[Setting]:
-    """The runs grouped into settings (same configuration up to the seed), with their numbers."""
-    by_key: dict[tuple, Setting] = {}
-    skipped = []
-    for run in runs:
-        choice = choice_of(run, options.by)
-        if choice is None:
-            skipped.append(run)
-            continue
-        setting = by_key.setdefault(setting_key(run), Setting(choice=choice, runs=[], x=number_at(run, options.x)))
-        setting.runs.append(run)
-        setting.config = {key: value for key, value in settings_of(run).items() if key not in LOGGER_KEYS}
-    if skipped:
-        notes.append(f"{len(skipped)} run(s) have no {options.by!r} in their config.yaml; left out "
-                     f"({', '.join(str(run.path) for run in skipped[:3])}{', ...' if len(skipped) > 3 else ''})")
-    for setting in by_key.values():
-        for run in setting.runs:
-            value = summary_value(run, options)
-            if has_diverged(run, options.metric):
-                setting.diverged += 1
-            elif stopped_early(run):
-                setting.stopped += 1
-            elif value is None:
-                notes.append(f"{run.path}: logged no {options.metric}; left out of the numbers")
-            else:
-                setting.values.append(value)
-    return sorted(by_key.values(), key=lambda s: (choice_order(s.choice, options.order), math.inf if s.x is None else s.x,
-                                                  str(s.runs[0].path)))
-
-
-def label_settings(settings: list[Setting], options: Options, reruns: list[Setting] = ()) -> None:
-    """Label each setting by what differs between the sweep's settings of its choice: `lr=1e-3 wd=0.1`.
-
-    Re-runs are labelled with the same keys (their configs may differ from the sweep's in what the
-    sweep adds to its own runs, such as a pruning callback).
-    """
-    for choice in dict.fromkeys(setting.choice for setting in [*settings, *reruns]):
-        mine = [setting for setting in settings if setting.choice == choice]
-        again = [setting for setting in reruns if setting.choice == choice]
-        keys = [key for key in differing_keys([s.config for s in mine or again]) if not is_class_key(key)]
-        x_key = resolve(options.x, (mine or again)[0].config)
-        if not keys and x_key:
-            keys = [x_key]  # one setting: still say its learning rate
-        names = short_keys(keys)
-        for setting in mine + again:
-            parts = [f"{names[key]}={show(setting.config[key])}" for key in keys if key in setting.config]
-            setting.label = fit(parts) if parts else choice
-
-
-def better(a: float, b: float, mode: str) -> bool:
-    return a > b if mode == "max" else a < b
-
-
-def rank(setting: Setting, mode: str) -> tuple[float, float]:
-    """Smaller is better: first the share of runs that diverged or stopped early, then the mean."""
-    return (setting.diverged + setting.stopped) / len(setting.runs), -setting.mean if mode == "max" else setting.mean
-
-
-def best_settings(settings: list[Setting], mode: str) -> dict[str, Setting]:
-    """The best setting of each choice: the best mean summary value among those where every seed
-    finished (if none did: among those with the fewest that diverged or stopped early)."""
-    best: dict[str, Setting] = {}
-    for setting in settings:
-        if not setting.values:
-            continue
-        old = best.get(setting.choice)
-        if old is None or rank(setting, mode) < rank(old, mode):
-            best[setting.choice] = setting
-    return best
-
-
-# Figures
-
-
-@dataclass
-class Point:
-    x: float
-    mean: float
-    low: float
-    high: float
-    seeds: int
-    diverged: int
-    stopped: int
-
-
-def sensitivity_points(settings: list[Setting], mode: str) -> dict[str, list[Point]]:
-    """For each choice, one point per x value: the best setting there (by mean), over its seeds."""
-    points: dict[str, list[Point]] = {}
-    for choice in dict.fromkeys(setting.choice for setting in settings):
-        at: dict[float, list[Setting]] = {}
-        for setting in settings:
-            if setting.choice == choice and setting.x is not None:
-                at.setdefault(setting.x, []).append(setting)
-        line = []
-        for x in sorted(at):
-            finished = [s for s in at[x] if s.values]
-            diverged, stopped = sum(s.diverged for s in at[x]), sum(s.stopped for s in at[x])
-            if finished:
-                best = finished[0]
-                for s in finished[1:]:
-                    if better(s.mean, best.mean, mode):
-                        best = s
-                line.append(Point(x, best.mean, min(best.values), max(best.values), len(best.values), diverged, stopped))
-            else:
-                line.append(Point(x, math.nan, math.nan, math.nan, 0, diverged, stopped))
-        points[choice] = line
-    return points
-
-
-def log_y(points: dict[str, list[Point]]) -> bool:
-    """A log y axis when the means are positive and span more than a factor of 20 (figures.py's rule),
-    apart from means of exactly zero (a loss minus its minimum, reached), which are marked instead."""
-    means = np.array([p.mean for line in points.values() for p in line if p.seeds], dtype=float)
-    positive = means[means > 0]
-    return bool(len(positive)) and means.min() >= 0 and positive.max() / positive.min() > 20
-
-
-def x_words(flag: str) -> str:
-    """The sensitivity plot's x label: `optimizer.lr` -> learning rate, others by their last part."""
-    name = flag.rsplit(".", 1)[-1]
-    return words(f"opt/{name}") if name in ("lr", "weight_decay") else name.replace("_", " ")
-
-
-def plot_sensitivity(settings: list[Setting], choices: list[str], options: Options, notes: list[str]):
-    """The summary metric against x (log axis), one line per choice: mean, range shaded, divergences marked.
-
-    Diverged runs (x) and runs stopped early (o) are drawn at the worst edge (the bottom for --mode
-    max, the top for min); on a log y axis, a mean of exactly 0 is a triangle at the bottom edge.
-    """
-    from matplotlib import rc_context
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-
-    points = sensitivity_points(settings, options.mode)
-    points = {choice: line for choice, line in points.items() if line}
-    if not points:
-        notes.append(f"no run has {options.x!r} in its config: no sensitivity plot (choose another with --x)")
-        return None
-    xs = [point.x for line in points.values() for point in line]
-    log_x = min(xs) > 0 and (options.x.endswith("lr") or max(xs) / min(xs) >= 10)
-    log = log_y(points)
-    with rc_context(STYLE):
-        figure = Figure(figsize=(ONE_COLUMN, PANEL_HEIGHT), layout="constrained")
-        FigureCanvasAgg(figure)
-        ax = figure.subplots()
-        handles, edge_count, any_zero = [], {}, False
-        worst_edge = 0.0 if options.mode == "max" else 1.0  # where a diverged run is drawn: the worst end
-        for choice, line in points.items():
-            color = f"C{choices.index(choice) % 10}"
-            done = [point for point in line if point.seeds]
-            zeros = [point for point in done if point.mean <= 0 and log]  # no place on a log axis: the line breaks
-            any_zero = any_zero or bool(zeros)
-            seeds = max((point.seeds + point.diverged + point.stopped for point in line), default=1)
-            (handle,) = ax.plot([p.x for p in done], [math.nan if p in zeros else p.mean for p in done], color=color,
-                                marker="o", markersize=3, label=legend_label(choice, seeds))
-            handles.append(handle)
-            if any(point.low < point.high for point in done):
-                lows = [p.low if p.low > 0 or not log else math.nan if p in zeros else p.mean for p in done]
-                ax.fill_between([p.x for p in done], lows, [p.high for p in done], color=color, alpha=0.2, linewidth=0)
-            for point in line:
-                for count, marker, edge in ((point.diverged, DIVERGED_MARKER, worst_edge),
-                                            (point.stopped, STOPPED_MARKER, worst_edge),
-                                            (point in zeros, ZERO_MARKER, 0.0)):
-                    if count:  # at the edge, stacked inwards where several share an x
-                        stacked = edge_count.get((point.x, edge), 0)
-                        edge_count[point.x, edge] = stacked + 1
-                        y = edge + (0.07 if edge == 0 else -0.07) * stacked
-                        ax.plot([point.x], [y], color=color, transform=ax.get_xaxis_transform(), clip_on=False,
-                                zorder=5, **marker)
-        if log_x:
-            ax.set_xscale("log")
-        if log:
-            ax.set_yscale("log")
-        if any(point.diverged for line in points.values() for point in line):
-            handles.append(Line2D([], [], color="0.4", label="diverged", **DIVERGED_MARKER))
-        if any(point.stopped for line in points.values() for point in line):
-            handles.append(Line2D([], [], color="0.4", label="stopped early", **STOPPED_MARKER))
-        if any_zero:
-            handles.append(Line2D([], [], color="0.4", label="exactly 0", **ZERO_MARKER))
-        ax.set_title("learning-rate sensitivity" if options.x.rsplit(".", 1)[-1] == "lr"
-                     else fit([f"sensitivity to {options.x.rsplit('.', 1)[-1]}"]))
-        ax.set_xlabel(x_words(options.x))
-        ax.set_ylabel(f"{options.summary} {words(options.metric)}")  # whole: an axis has room for it
-        if len(handles) > 1:
-            add_legend(figure, handles, [handle.get_label() for handle in handles])
-    return figure
-
-
-def plot_best(groups: list[Group], options: Options, x: str):
-    """The metric of each choice's best runs against steps or time (figures.plot_metrics), with the target."""
-    from matplotlib import rc_context
-
-    figure = plot_metrics(groups, [options.metric], x=x)
-    if figure is None:
-        return figure
-    if options.target is None:
-        return figure
-    with rc_context(STYLE):
-        ax = figure.axes[0]
-        handles = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
-        seen = {}
-        for handle in handles:
-            seen.setdefault(handle.get_color(), handle)  # one entry per group
-        target = ax.axhline(options.target, color="0.3", linestyle=":", linewidth=1,
-                            label=f"target {short_number(options.target)}")
-        for legend in list(figure.legends):
-            legend.remove()
-        entries = [*seen.values(), target]
-        add_legend(figure, entries, [entry.get_label() for entry in entries])
-    return figure
 
 
 # The table
@@ -581,7 +180,7 @@ def load_options(args: argparse.Namespace, notes: list[str]) -> Options:
             notes.append(f"metric: {metric} (the runs' checkpoint.monitor; choose another with --metric)")
         if mode is None:
             mode = monitor[1] if monitor and monitor[0] == metric else (
-                "max" if HIGHER_IS_BETTER.search(metric.rsplit("/", 1)[-1]) else "min")
+                "max" if higher_is_better(metric) else "min")
     target = args.target if args.target is not None else sweep.get("target")
     by = str(args.by or sweep.get("compare") or "optimizer")
     return Options(name=name, folder=folder, final=final, metric=str(metric), mode=str(mode),
@@ -674,11 +273,11 @@ def compare(options: Options, out: Path = Path("figures"), embed: list[Path] | N
     header, rows, sources = table(rows_from, options)
     sentence = explanation(rows_from, header, rows, options, len(runs))
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{options.name}_results.md").write_text(to_markdown(header, rows) + "\n" + sentence + "\n"
-                                                    + to_markdown(header, rows, sources).split("\n\n", 1)[1])
-    (out / f"{options.name}_results.tex").write_text(to_latex(header, rows) + "% " + sentence)
+    (out / f"{options.name}_results.md").write_text(markdown(header, rows) + "\n" + sentence + "\n"
+                                                    + markdown(header, rows, sources).split("\n\n", 1)[1])
+    (out / f"{options.name}_results.tex").write_text(latex(header, rows) + "% " + sentence)
     written += [out / f"{options.name}_results.md", out / f"{options.name}_results.tex"]
-    embedded = [doc for doc in (embed or []) if embed_table(doc, to_markdown(header, rows) + "\n" + sentence,
+    embedded = [doc for doc in (embed or []) if embed_table(doc, markdown(header, rows) + "\n" + sentence,
                                                             TABLE_START, TABLE_END)]
     return {"written": written, "notes": notes, "settings": settings, "finals": finals, "rows_from": rows_from,
             "header": header, "rows": rows, "embedded": embedded, "options": options}
@@ -727,7 +326,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     for choice, (setting, source) in result["rows_from"].items():
         seeds = f"{len(setting.runs)} seed{'s' if len(setting.runs) > 1 else ''}"
         print(f"  best {choice}: {setting.label} ({seeds}{', re-runs with fresh seeds' if source == 'final' else ''})")
-    print(to_markdown(result["header"], result["rows"]), end="")
+    print(markdown(result["header"], result["rows"]), end="")
     print("wrote " + ", ".join(str(path) for path in result["written"]))
     if result["embedded"]:
         print("updated the comparison table in " + ", ".join(map(str, result["embedded"])))

@@ -17,16 +17,24 @@ from zipfile import is_zipfile
 
 import torch
 
+from .families import declared
 from .registry import ConfigError
 
 # --ckpt_path values that Lightning resolves itself (besides "last", which cli.py resolves).
 LIGHTNING_NAMES = ("best", "hpc", "registry")
-# Properties of a DataModule handed to the model's argument of the same name, when both exist
-# (cli.py links them): a resume compares them through the data's own settings.
-DATA_TO_MODEL = ("input_shape", "num_classes", "tokenizer", "block_size", "num_features")
-# Data settings a resume may change: where the files are and how evaluation is batched and what
-# it covers (test_every_epoch adds test/ curves; training is the same with or without).
-HARMLESS_DATA = {"data_dir", "download", "eval_batch_size", "num_workers", "test_every_epoch"}
+
+
+def may_change(data_class_path: str | None) -> set[str]:
+    """The data settings a resume may change, as the family's data declares them (its
+    `resume_may_change`, see families.py): where the files are, how evaluation is batched, what it
+    covers; training is the same with or without."""
+    return set(declared(data_class_path, "resume_may_change", ()))
+
+
+def linked(data_class_path: str | None) -> set[str]:
+    """The model's settings that come from the data (its `model_links`, which cli.py links): a
+    resume compares them through the data's own settings."""
+    return set(declared(data_class_path, "model_links", ()))
 
 
 def check_checkpoint(path: str) -> None:
@@ -86,6 +94,8 @@ def changed_settings(config, path: str | Path) -> tuple[list, list]:
     """How the command's `config` differs from the run of the checkpoint at `path`: (the model
     or data classes that differ, the model and data settings that differ), as differences()."""
     classes, settings = [], []
+    data = plain(config.get("data"))
+    data_class_path = data.get("class_path") if isinstance(data, dict) else None
     for part, saved in saved_settings(path).items():
         given = plain(config.get(part)) or {}
         if not saved or not isinstance(given, dict):
@@ -93,7 +103,7 @@ def changed_settings(config, path: str | Path) -> tuple[list, list]:
         if saved.get("_class_path", given.get("class_path")) != given.get("class_path"):
             classes.append((f"{part}.class_path", saved["_class_path"], given.get("class_path")))
         else:
-            ignored = HARMLESS_DATA if part == "data" else DATA_TO_MODEL
+            ignored = may_change(data_class_path) if part == "data" else linked(data_class_path)
             args = {key: value for key, value in (given.get("init_args") or {}).items() if key not in ignored}
             settings += differences(saved, args, f"{part}.init_args")
     return classes, settings
@@ -154,9 +164,11 @@ def take_data_settings(parser, config, subcommand: str, path: str):
     """The whole config with the data settings the resumed run was trained with (LightningCLI does
     the same for the model), except where its files are and how evaluation is batched."""
     data = config[subcommand].get("data")
+    if not hasattr(data, "init_args"):
+        return config
     saved = {key: value for key, value in saved_settings(path)["data"].items()
-             if not key.startswith("_") and key not in HARMLESS_DATA}
-    if not saved or not hasattr(data, "init_args"):
+             if not key.startswith("_") and key not in may_change(data.class_path)}
+    if not saved:
         return config
     return parser.parse_object({subcommand: {"data": {"class_path": data.class_path, "init_args": saved}}}, config)
 

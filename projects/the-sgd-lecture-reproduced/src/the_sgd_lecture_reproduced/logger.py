@@ -22,9 +22,9 @@ alike), with two differences that matter when a training step takes a millisecon
 """
 
 import time
+from argparse import Namespace
 from collections.abc import Mapping
 
-from lightning.fabric.utilities.logger import _add_prefix
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from tensorboard.compat.proto.summary_pb2 import Summary
@@ -42,6 +42,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         **kwargs,  # the rest of Lightning's TensorBoardLogger: log_graph, default_hp_metric, prefix, sub_dir
     ):
         super().__init__(save_dir, name=name, version=version, **kwargs)
+        self.metric_prefix = kwargs.get("prefix", "")  # put before every metric's name (Lightning's `prefix`)
         self.flush_seconds = flush_seconds
         self.flushed_at = float("-inf")
         self.pending: dict[str, float] = {}  # the metrics of step pending_step, not written yet
@@ -49,7 +50,8 @@ class TensorBoardLogger(LightningTensorBoardLogger):
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        metrics = _add_prefix(metrics, self._prefix, self.LOGGER_JOIN_CHAR)
+        if self.metric_prefix:
+            metrics = {f"{self.metric_prefix}{self.LOGGER_JOIN_CHAR}{name}": value for name, value in metrics.items()}
         groups = {name: value for name, value in metrics.items() if isinstance(value, Mapping)}
         if groups:  # add_scalars' groups of curves: Lightning's way
             super().log_metrics(groups, step)
@@ -58,12 +60,25 @@ class TensorBoardLogger(LightningTensorBoardLogger):
             self.pending_step = step
         self.pending.update((name, float(value)) for name, value in metrics.items() if name not in groups)
 
+    @rank_zero_only
+    def log_hyperparams(self, params, metrics=None) -> None:
+        """Keeps `params` for hparams.yaml, but writes no HParams row: Lightning calls this with every
+        argument of the model and data (and internal keys) beside a meaningless hp_metric = -1, and
+        summary.RunSummary writes the run's row instead, from its config, with its results."""
+        self.hparams.update(vars(params) if isinstance(params, Namespace) else params)
+
     def write_pending(self) -> None:
         """Hand the pending step's metrics, as one event, to TensorBoard's writer thread."""
-        if self.pending:
+        if not self.pending:
+            return
+        writer = self.experiment  # torch's SummaryWriter
+        if writer.file_writer is None:  # closed when fit ended (a test after it): add_scalar opens it again
+            for name, value in self.pending.items():
+                writer.add_scalar(name, value, self.pending_step)
+        else:
             values = [Summary.Value(tag=name, simple_value=value) for name, value in self.pending.items()]
-            self.experiment._get_file_writer().add_summary(Summary(value=values), self.pending_step)
-            self.pending = {}
+            writer.file_writer.add_summary(Summary(value=values), self.pending_step)
+        self.pending = {}
 
     @rank_zero_only
     def save(self) -> None:

@@ -76,7 +76,9 @@ OPTIMIZERS = {
 
 # Parameters of these layers never get weight decay: shrinking a norm's gain or an embedding
 # towards zero is not the regularisation weight decay is meant to be.
-NO_DECAY_LAYERS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.Embedding)
+NORMS = ("BatchNorm", "SyncBatchNorm", "InstanceNorm")  # torch.nn's batch and instance norms, lazy ones too
+NO_DECAY_LAYERS = tuple(getattr(nn, name) for name in dir(nn) if name.removeprefix("Lazy").rstrip("123d") in NORMS)
+NO_DECAY_LAYERS += (nn.LayerNorm, nn.GroupNorm, nn.Embedding)
 
 
 def import_class(path: str) -> type:

@@ -29,5 +29,6 @@ def check_arguments(function, arguments: dict, kind: str, skip: tuple = ()) -> N
     unknown = sorted(set(arguments) - set(accepted))
     if unknown:
         raise ConfigError(
-            f"{kind} does not take {', '.join(map(repr, unknown))}; it takes: {', '.join(accepted)}"
+            f"{kind} does not take {', '.join(map(repr, unknown))}; "
+            + (f"it takes: {', '.join(accepted)}" if accepted else "it takes no arguments")
         )

@@ -1,6 +1,6 @@
 """Minimize a function you write down: the decision variable is the module's only parameter.
 
-    uv run python train.py fit                                             # GD on a quadratic, condition number 50
+    uv run python train.py fit --config configs/objective.yaml             # GD on a quadratic, condition number 50
     uv run python train.py fit --config configs/objective_zigzag.yaml      # GD zigzags down a narrow 2-D valley
     uv run python train.py fit --config configs/objective_noise_floor.yaml # SGD on the noisy quadratic model
     uv run python train.py fit --config configs/objective_inequality.yaml  # search for a counterexample
@@ -60,6 +60,7 @@ import torch
 from torch import nn
 
 from ..data import DeviceBatches, SeededDraws
+from ..fista import fista
 from ..module import CourseModule, OptimizerFactory, ScheduleFactory
 from ..registry import ConfigError, check_arguments, lookup
 from .objective_theory import QuadraticTheory, Trajectory, choose_plane, noise_floor, plane_through, preconditioner_eigenvalues
@@ -269,25 +270,13 @@ class LeastSquares(Problem):
         return 0.5 * ((self.a @ x - self.b) ** 2).mean()
 
 
-def soft_threshold(x: torch.Tensor, threshold: float) -> torch.Tensor:
-    return torch.sign(x) * torch.clamp(x.abs() - threshold, min=0.0)
-
-
 def lasso(a: torch.Tensor, b: torch.Tensor, l1: float, tolerance: float = 1e-13, max_steps: int = 100_000):
-    """argmin_x 1/2 ||a x - b||^2 + l1 ||x||_1 by FISTA with restarts, in float64."""
-    step = 1.0 / torch.linalg.matrix_norm(a, ord=2) ** 2
-    x = y = torch.zeros(a.shape[1], dtype=torch.float64)
-    t = 1.0
-    for _ in range(max_steps):
-        x_new = soft_threshold(y - step * a.T @ (a @ y - b), step * l1)
-        if torch.linalg.vector_norm(x_new - x) <= tolerance * max(1.0, float(torch.linalg.vector_norm(x_new))):
-            return x_new
-        t_new = (1 + math.sqrt(1 + 4 * t * t)) / 2
-        if (y - x_new) @ (x_new - x) > 0:  # momentum points uphill: restart it
-            t_new = 1.0
-        y = x_new + (t - 1) / t_new * (x_new - x)
-        x, t = x_new, t_new
-    raise RuntimeError("the Lasso solver did not converge")
+    """argmin_x 1/2 ||a x - b||^2 + l1 ||x||_1 by FISTA (fista.py), in float64."""
+    step = 1.0 / torch.linalg.matrix_norm(a, ord=2) ** 2  # 1 / the largest eigenvalue of a^T a
+    x = fista(lambda y: a.T @ (a @ y - b), torch.zeros(a.shape[1], dtype=torch.float64), step, l1, tolerance, max_steps)
+    if x is None:
+        raise RuntimeError("the Lasso solver did not converge")
+    return x
 
 
 class CompressedSensing(Problem):
@@ -595,7 +584,7 @@ class ObjectiveModule(CourseModule):
         steps_per_epoch: int = 50,  # steps between two validations (exact objective, distance to x*)
         optimizer: OptimizerFactory | None = None,  # --optimizer NAME (see optim.py); None: adam
         scheduler: ScheduleFactory | None = None,  # --scheduler NAME (see optim.py); None: constant
-        param_groups: list[dict[str, Any]] | None = None,  # per-parameter settings, e.g. [{match: "net.*.bias", lr: 0.1}]
+        param_groups: list[dict[str, Any]] | None = None,  # settings of x, the only parameter, e.g. [{match: "x", lr: 0.1}]
         trajectory: str | None = "auto",  # the path into trajectory.npz: coordinates, eigenvectors, random, auto (2-D only), null
         start: list[float] | None = None,  # the starting point, flattened, e.g. [-8, 1]; null: drawn from the seed
     ):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,8 +21,8 @@ from torch import nn
 from ..optimizers import PreconditionedGD
 from ..registry import ConfigError
 
-if TYPE_CHECKING:  # for the type hints only: objective.py imports this file
-    from .objective import Problem, Quadratic
+# The problems here are objective.py's Problem and Quadratic, typed as nn.Module: objective.py
+# imports this file, and this one imports nothing of it (no import cycle).
 
 
 def noise_floor(eigenvalues: torch.Tensor, noise_std: float, lr: float, batch_size: int,
@@ -40,7 +39,7 @@ def noise_floor(eigenvalues: torch.Tensor, noise_std: float, lr: float, batch_si
 PLANES = ("coordinates", "eigenvectors", "random")  # what `trajectory` records the path in
 
 
-def choose_plane(trajectory: str | None, problem: Problem, size: int) -> str | None:
+def choose_plane(trajectory: str | None, problem: nn.Module, size: int) -> str | None:
     """The plane that `trajectory` asks for (None: record nothing), or a ConfigError if impossible."""
     if trajectory is not None and trajectory not in (*PLANES, "auto"):
         raise ConfigError(f"trajectory must be coordinates, eigenvectors, random, auto or null, got {trajectory!r}")
@@ -60,7 +59,7 @@ def choose_plane(trajectory: str | None, problem: Problem, size: int) -> str | N
     return trajectory
 
 
-def plane_through(problem: Problem, plane: str, start: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def plane_through(problem: nn.Module, plane: str, start: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(origin, basis), float64: x = origin + xy @ basis for the points xy of `plane` (basis: 2 x d,
     orthonormal rows). Through x* (the starting point where x* is unknown), except coordinates."""
     x_star = problem.float64_values.get("x_star")
@@ -135,7 +134,7 @@ class Trajectory:
         os.replace(partial_file, self.file)  # a reader never sees half a file
 
 
-def preconditioner_eigenvalues(optimizer: torch.optim.Optimizer, problem: Quadratic) -> torch.Tensor | None:
+def preconditioner_eigenvalues(optimizer: torch.optim.Optimizer, problem: nn.Module) -> torch.Tensor | None:
     """The eigenvalues p_i, in H's eigenbasis, of the optimizer's P in x <- x - lr P g, for the
     optimizers whose expected path on a quadratic has a closed form; None for any other."""
     groups = optimizer.param_groups
@@ -166,7 +165,7 @@ class QuadraticTheory(nn.Module):
     they stay on the device and are saved in checkpoints, so a resumed run continues them.
     """
 
-    def __init__(self, problem: Quadratic):
+    def __init__(self, problem: nn.Module):
         super().__init__()
         h = problem.float64_values["eigenvalues"]
         self.eigenvalues, self.noise_std = h, getattr(problem, "noise_std", 0.0)  # on the CPU

@@ -1,6 +1,6 @@
 """Linear models, logistic regression, linear SVMs and MLPs on feature vectors.
 
-    uv run python train.py fit                                          # logistic regression, breast cancer data
+    uv run python train.py fit --config configs/tabular.yaml            # logistic regression, breast cancer data
     uv run python train.py fit --config configs/tabular_synthetic.yaml  # least squares with a chosen condition number
     uv run python train.py fit --config configs/tabular_gd_vs_sgd.yaml --data.init_args.batch_size 10
 
@@ -45,6 +45,7 @@ from ..data import (
     read_utf8,
     split_indices,
 )
+from ..fista import fista
 from ..module import CourseModule, OptimizerFactory, ScheduleFactory
 from ..nets.mlp import MLP
 from ..registry import ConfigError, check_arguments
@@ -166,6 +167,16 @@ def cell_value(path: str, text: str, column: str, row: int) -> float:
 
 class TabularDataModule(L.LightningDataModule):
     """Train, validation and test splits of a feature matrix, standardized, held on the device."""
+
+    # What the shared code of a run learns of this data (see families.py):
+    model_links = ("num_features", "num_classes")  # handed to the model's arguments of these names
+    resume_may_change = {"test_every_epoch"}  # a resume may change these
+
+    @staticmethod
+    def data_file(settings: dict) -> str | None:
+        """The CSV file a run reads, which names its folder (runs/tabular_<file name>/); None for
+        the named datasets, which keep the config's name."""
+        return settings.get("csv_path") if settings.get("source") == "csv" else None
 
     def __init__(
         self,
@@ -345,7 +356,7 @@ class TabularModel(CourseModule):
         l1: float = 0.0,  # penalty l1 ||w||_1 in the objective (weights only)
         optimizer: OptimizerFactory | None = None,  # --optimizer NAME (see optim.py); None: adam
         scheduler: ScheduleFactory | None = None,  # --scheduler NAME (see optim.py); None: constant
-        param_groups: list[dict[str, Any]] | None = None,  # per-parameter settings, e.g. [{match: "net.*.bias", lr: 0.1}]
+        param_groups: list[dict[str, Any]] | None = None,  # per-parameter settings, e.g. [{match: "*bias", lr: 0.1}]: every bias
         num_features: int | None = None,  # filled in from the data by train.py
         num_classes: int | None = None,  # filled in from the data by train.py (0: regression)
     ):
@@ -482,8 +493,12 @@ class TabularModel(CourseModule):
         theta = torch.zeros(outputs * (x.shape[1] + 1), dtype=torch.float64)
         if hp.l1 == 0:
             theta = newton(smooth, theta)
-        else:  # the Hessian of the multinomial loss at 0 is K/2 times below its largest value
-            theta = fista(smooth, theta, hp.l1, outputs * x.shape[1], curvature=max(1.0, hp.num_classes / 2))
+        else:  # FISTA at step 1/L; L bounds the curvature: the Hessian of the multinomial loss at 0
+            # is K/2 times below its largest value. l1 weighs the weights, never the biases.
+            bound = max(1.0, hp.num_classes / 2) * torch.linalg.eigvalsh(torch.func.hessian(smooth)(theta))[-1]
+            l1 = torch.zeros_like(theta)
+            l1[: outputs * x.shape[1]] = hp.l1
+            theta = fista(torch.func.grad(smooth), theta, 1.0 / bound, l1)
         if theta is None:
             return None
         weight, bias = split(theta)
@@ -521,22 +536,3 @@ def newton(function, theta: torch.Tensor, tolerance: float = 1e-10, max_steps: i
         theta = theta + step * direction
     return None
 
-
-def fista(function, theta: torch.Tensor, l1: float, n_weights: int, curvature: float = 1.0,
-          tolerance: float = 1e-12, max_steps: int = 50_000):
-    """Minimize function(theta) + l1 ||theta[:n_weights]||_1 by FISTA with restarts, step 1/L where
-    L = curvature * the largest Hessian eigenvalue at 0 is an upper bound on the curvature."""
-    step = 1.0 / (curvature * torch.linalg.eigvalsh(torch.func.hessian(function)(theta))[-1])
-    threshold = torch.zeros_like(theta)
-    threshold[:n_weights] = step * l1  # biases are not penalized
-    x = y = theta
-    t = 1.0
-    for _ in range(max_steps):
-        z = y - step * torch.func.grad(function)(y)
-        x_new = torch.sign(z) * torch.clamp(z.abs() - threshold, min=0.0)
-        if torch.linalg.vector_norm(x_new - x) <= tolerance * max(1.0, float(torch.linalg.vector_norm(x_new))):
-            return x_new
-        t_new = 1.0 if (y - x_new) @ (x_new - x) > 0 else (1 + math.sqrt(1 + 4 * t * t)) / 2
-        y = x_new + (t - 1) / t_new * (x_new - x)
-        x, t = x_new, t_new
-    return None

@@ -1,6 +1,6 @@
 """Language modelling: a small GPT learns to predict the next token of a text.
 
-    uv run python train.py fit                                                    # Python's docs, offline, a minute
+    uv run python train.py fit --config configs/language.yaml                     # Python's docs, offline, a minute
     uv run python train.py fit --config configs/language_shakespeare_char.yaml --config configs/trainer/gpu.yaml
     uv run python -m optimizers_for_a_small_gpt.problems.language --ckpt runs/language/<run name>/checkpoints/last.ckpt \
         --prompt "ROMEO:" --tokens 300 --temperature 0.8 --top_k 40      # generate text
@@ -200,6 +200,16 @@ def consecutive_windows(tokens: torch.Tensor, block_size: int) -> tuple[torch.Te
 
 class TextDataModule(L.LightningDataModule):
     """A text as one token tensor on the device; random training windows, fixed held-out ones."""
+
+    # What the shared code of a run learns of this data (see families.py):
+    model_links = ("tokenizer", "block_size")  # handed to the model's arguments of these names
+    resume_may_change = {"data_dir", "eval_batch_size"}  # a resume may change these
+
+    @staticmethod
+    def data_file(settings: dict) -> str | None:
+        """The text a run reads, which names its folder (runs/language_<file name>/) when it is a
+        file of yours; the named corpora (python_docs, ...) keep the config's name."""
+        return settings.get("corpus")
 
     def __init__(
         self,

@@ -5,16 +5,15 @@
     uv run python train.py fit --config configs/vision_fashion_mnist.yaml   # the same on Fashion-MNIST
     uv run python train.py fit --config configs/vision_cifar10.yaml --config configs/trainer/gpu.yaml
 
-Datasets: `digits` is scikit-learn's bundled 8x8 handwritten digits (no download);
-`mnist`, `fashion_mnist` and `cifar10` come through torchvision, downloaded into `data_dir`
-on first use (torchvision checks their MD5 sums).
+Datasets (loaded by image_datasets.py, the diffusion family's loader too): `digits` is scikit-learn's
+bundled 8x8 handwritten digits (no download); `mnist`, `fashion_mnist` and `cifar10` come
+through torchvision, downloaded into `data_dir` on first use (torchvision checks their MD5 sums).
 
 Metrics: `train/loss`, `train/acc` (over each epoch, as the weights move), `val/loss`, `val/acc`;
 with the data's `test_every_epoch: true` also `test/loss` and `test/acc` at every validation:
 the lecture's three curves (training loss, training accuracy, test accuracy).
 """
 
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -24,6 +23,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from ..data import DeviceBatches, check_holdout, check_whole_numbers, data_device, device_batches, split_indices
+from ..image_datasets import TORCHVISION_NAMES, load_images
 from ..module import CourseModule, OptimizerFactory, ScheduleFactory
 from ..nets.cnn import SmallCNN
 from ..nets.mlp import MLP
@@ -37,57 +37,7 @@ DATASETS = {
     "fashion_mnist": ((1, 28, 28), 10),
     "cifar10": ((3, 32, 32), 10),
 }
-TORCHVISION_NAMES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
 NETS = {"mlp": MLP, "cnn": SmallCNN, "resnet": ResNet}
-DIGITS_TEST_FRACTION = 0.2  # digits has no official test split: a fixed one is cut off
-
-
-class DatasetMissing(ConfigError):
-    """A dataset that is neither on disk nor downloadable from here."""
-
-
-def load_images(name: str, data_dir: str, download: bool) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """{"train": (images, labels), "test": (images, labels)}: uint8 images (N, C, H, W)."""
-    if name == "digits":
-        from sklearn.datasets import load_digits  # imported here: only digits needs scikit-learn
-
-        digits = load_digits()
-        images = torch.tensor(digits.images, dtype=torch.uint8)[:, None]  # grey levels 0..16
-        labels = torch.tensor(digits.target, dtype=torch.long)
-        train, test = split_indices(len(labels), DIGITS_TEST_FRACTION, seed=0)
-        return {"train": (images[train], labels[train]), "test": (images[test], labels[test])}
-    return {split: load_torchvision(name, data_dir, split == "train", download) for split in ("train", "test")}
-
-
-def load_torchvision(name: str, data_dir: str, train: bool, download: bool):
-    """One split of a torchvision dataset as (uint8 images (N, C, H, W), labels)."""
-    import torchvision
-
-    dataset_class = getattr(torchvision.datasets, TORCHVISION_NAMES[name])
-    try:
-        dataset = dataset_class(data_dir, train=train, download=download)
-    except (RuntimeError, OSError) as error:  # not on disk, no network, or a bad checksum
-        raise DatasetMissing(missing_message(name, dataset_class, data_dir, error)) from error
-    images = torch.as_tensor(dataset.data)
-    images = images[:, None] if images.ndim == 3 else images.permute(0, 3, 1, 2)  # to N, C, H, W
-    return images.contiguous(), torch.as_tensor(dataset.targets, dtype=torch.long)
-
-
-def missing_message(name: str, dataset_class, data_dir: str, error: Exception) -> str:
-    """Where the dataset's files must go, for someone without internet access."""
-    if hasattr(dataset_class, "resources"):  # MNIST and Fashion-MNIST
-        folder = Path(data_dir) / dataset_class.__name__ / "raw"
-        files = [Path(url).name for url, _ in dataset_class.resources]
-    else:  # CIFAR-10
-        folder = Path(data_dir) / dataset_class.base_folder
-        files = [file for file, _ in dataset_class.train_list + dataset_class.test_list]
-    return (
-        f"could not load {name} ({error}). "
-        f"With internet access, keep data.download: true and run again to download it. "
-        f"Offline, copy these files from a machine that has them into {folder}/: {', '.join(files)}"
-        + (f" (from {dataset_class.url})" if hasattr(dataset_class, "url") else "")
-        + ". Or train on dataset: digits, which ships with scikit-learn and needs no download."
-    )
 
 
 def random_crop_flip(images: torch.Tensor, padding: int, flip: bool) -> torch.Tensor:
@@ -112,6 +62,10 @@ def random_crop_flip(images: torch.Tensor, padding: int, flip: bool) -> torch.Te
 
 class VisionDataModule(L.LightningDataModule):
     """Train, validation and test splits of a small image dataset, held on the device."""
+
+    # What the shared code of a run learns of this data (see families.py):
+    model_links = ("input_shape", "num_classes")  # handed to the model's arguments of these names
+    resume_may_change = {"data_dir", "download", "eval_batch_size", "test_every_epoch"}  # a resume may change these
 
     def __init__(
         self,

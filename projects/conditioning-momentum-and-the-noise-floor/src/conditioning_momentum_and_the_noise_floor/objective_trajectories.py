@@ -1,8 +1,8 @@
 """Paths of the iterates over the contours of the objective (trajectories.png, trajectories.gif).
 
-    uv run python -m the_sgd_lecture_reproduced.figures objective_rosenbrock                # trajectories.png
-    uv run python -m the_sgd_lecture_reproduced.figures objective_rosenbrock --animate      # and .gif
-    uv run python -m the_sgd_lecture_reproduced.figures objective_rosenbrock --animate mp4  # or .mp4 (ffmpeg)
+    uv run python -m conditioning_momentum_and_the_noise_floor.figures objective_rosenbrock                # trajectories.png
+    uv run python -m conditioning_momentum_and_the_noise_floor.figures objective_rosenbrock --animate      # and .gif
+    uv run python -m conditioning_momentum_and_the_noise_floor.figures objective_rosenbrock --animate mp4  # or .mp4 (ffmpeg)
 
 The figures command calls this whenever a selected run folder holds a trajectory.npz, which the
 objective family writes: the iterate's coordinates (a, b) in a plane origin + a basis[0] + b basis[1]
@@ -26,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .figures import LINE_STYLES, ONE_COLUMN, STYLE, Group, Run, add_legend, fit, legend_label, metric_stem, show
+from .groups import Group, fit, show
+from .runs import Run
+from .style import LINE_STYLES, ONE_COLUMN, STYLE, add_legend, legend_label, metric_stem, save
 
 FILE = "trajectory.npz"
 KEYS = ("step", "xy", "origin", "basis", "minimizer", "plane")
@@ -417,8 +419,6 @@ def write_trajectories(runs: list[Run], groups: list[Group], out: Path, prefix: 
 
     `animate_as`: None, "gif" or "mp4": also write the animation of each figure.
     """
-    from .figures import save
-
     notes = [] if notes is None else notes
     trajectories = [t for t in (read_trajectory(run, notes) for run in runs) if t is not None]
     if not trajectories:
