@@ -43,9 +43,9 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from . import logger as course_logger
 from .callbacks import Diagnostics, Diverged, OptimizerModes, ProgressBar, SkipEmptyHooks
 from .checkpoints import BestCheckpoint, LatestCheckpoint
+from .families import declared, family_of, model_links
 from .optim import describe_choices
 from .registry import ConfigError
-from .families import declared, family_of, model_links
 from .resume import check_checkpoint, check_same_run, resume_latest_run, take_data_settings
 from .shorthands import expand_choices, name_from_arguments, one_line
 from .summary import RunSummary, run_settings

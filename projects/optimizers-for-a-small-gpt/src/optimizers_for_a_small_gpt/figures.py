@@ -92,6 +92,7 @@ from .style import LINE_STYLES, STYLE, add_legend, figure_size, legend_label, me
 from .style import ONE_COLUMN as ONE_COLUMN
 from .style import PANEL_HEIGHT as PANEL_HEIGHT
 from .tables import embed_table, format_cell, latex, markdown
+
 try:  # the objective family's paths over contours, which leave a project with the family
     from .objective_trajectories import check_animation_format, write_trajectories
 except ModuleNotFoundError:
