@@ -131,8 +131,8 @@ class Diffusion(CourseModule):
         samples: int = 64,  # images in each logged sample grid (0: no grids)
         sample_every: int = 1,  # log a grid every this many validations
         ema_decay: float | None = 0.995,  # EMA of the weights used to validate and sample (null: no EMA)
-        optimizer: OptimizerFactory | None = None,  # --optimizer NAME (see optim.py); None: adam
-        scheduler: ScheduleFactory | None = None,  # --scheduler NAME (see optim.py); None: constant
+        optimizer: OptimizerFactory | None = None,  # --optimizer NAME (see optim/choices.py); None: adam
+        scheduler: ScheduleFactory | None = None,  # --scheduler NAME (see optim/schedules.py); None: constant
         param_groups: list[dict[str, Any]] | None = None,  # per-parameter settings, e.g. [{match: "net.*.bias", lr: 0.1}]
         input_shape: tuple[int, int, int] | None = None,  # filled in from the data by train.py
     ):
