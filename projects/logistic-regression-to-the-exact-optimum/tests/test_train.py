@@ -57,6 +57,8 @@ def test_default_experiment_learns_and_logs_to_tensorboard(epochs, in_tmp):
     last = str(run_dir / "checkpoints" / "last.ckpt")
     tested = run("test", "--config", str(run_dir / "config.yaml"), "--ckpt_path", last, *QUIET)
     assert "test/loss" in tested.trainer.callback_metrics
+    if epochs:  # a named run (max_epochs3): its test logs into the run's own folder
+        assert Path(tested.trainer.log_dir).resolve() == run_dir
     validated = run("validate", "--config", str(run_dir / "config.yaml"), "--ckpt_path", last, *QUIET)
     assert validated.trainer.callback_metrics["val/loss"] == pytest.approx(logged["val/loss"][-1], rel=1e-4)
     predicted = run("predict", "--config", str(run_dir / "config.yaml"), "--ckpt_path", last, *QUIET)

@@ -1,7 +1,7 @@
 """The LightningModule base that every problem family builds on.
 
 It holds what every family shares: the optimizer and the learning-rate schedule (chosen with
-`--optimizer` and `--scheduler`, see optim.py), checked when the module is made so that a typo
+`--optimizer` and `--scheduler`, see optim/), checked when the module is made so that a typo
 fails before any data loads, and the learning rate logged as `opt/lr`.
 
 A family module subclasses CourseModule, builds its net in __init__, writes training_step and

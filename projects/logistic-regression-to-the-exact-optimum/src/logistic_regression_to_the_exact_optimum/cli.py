@@ -10,7 +10,7 @@
 
 What this adds to LightningCLI:
 - when no --config names an experiment, the default experiment's config is used;
-- `--optimizer NAME` and `--scheduler NAME` replace the whole entry (see optim.py and
+- `--optimizer NAME` and `--scheduler NAME` replace the whole entry (see optim/choices.py and
   shorthands.py), `--optimizer.ARG VALUE` changes one argument; `--help` lists every name;
 - `--name` names the run folder (default: what the command line changes, e.g. adam_lr0.001);
 - at the end of `fit`, a table of what the run reached (summary.py), also in TensorBoard's
@@ -152,6 +152,8 @@ class CourseCLI(LightningCLI):
         check_writable(config.trainer.logger)
         if self.subcommand == "fit" and not config.get("ckpt_path"):
             name_the_run(config, config.get("name") or self.default_name)
+        else:
+            log_into_named_run(config)
 
 
 class SaveFitConfig(SaveConfigCallback):
@@ -219,6 +221,15 @@ def name_the_run(config, name: str | None) -> None:
         unique = f"{name}_{number}"
     config.name = logger.init_args.version = unique
     os.environ["COURSE_RUN_NAME"] = unique
+
+
+def log_into_named_run(config) -> None:
+    """test, validate and predict with a run's config.yaml, and a resume, log into that run's
+    folder, runs/<experiment>/<config.name>/, unless the config sets the logger's version."""
+    logger = config.trainer.logger
+    if config.get("name") and hasattr(logger, "init_args") and "version" in logger.init_args:
+        if logger.init_args.version is None:
+            logger.init_args.version = config.name
 
 
 def name_after_data_file(config) -> None:

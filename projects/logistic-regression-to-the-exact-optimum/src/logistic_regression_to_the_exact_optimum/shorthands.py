@@ -1,7 +1,7 @@
 """The command line's shorthands, turned into what LightningCLI reads (cli.py uses them).
 
 - `--optimizer adam` / `--scheduler wsd` (and the long `--model.init_args.optimizer adam`)
-  become the whole class spec of that name, with its starting values (see optim.py);
+  become the whole class spec of that name, with its starting values (see optim/choices.py);
 - a run's default name is made from what the command line changes (`adam_lr3e-4`);
 - jsonargparse's many-line account of a config mistake is cut to one line.
 """

@@ -582,8 +582,8 @@ class ObjectiveModule(CourseModule):
         problem_args: dict[str, Any] | None = None,  # arguments of that problem class, e.g. {dim: 2, condition_number: 50}
         batch_size: int | None = None,  # rows or noise samples per step; null: all rows (gradient descent)
         steps_per_epoch: int = 50,  # steps between two validations (exact objective, distance to x*)
-        optimizer: OptimizerFactory | None = None,  # --optimizer NAME (see optim.py); None: adam
-        scheduler: ScheduleFactory | None = None,  # --scheduler NAME (see optim.py); None: constant
+        optimizer: OptimizerFactory | None = None,  # --optimizer NAME (see optim/choices.py); None: adam
+        scheduler: ScheduleFactory | None = None,  # --scheduler NAME (see optim/schedules.py); None: constant
         param_groups: list[dict[str, Any]] | None = None,  # settings of x, the only parameter, e.g. [{match: "x", lr: 0.1}]
         trajectory: str | None = "auto",  # the path into trajectory.npz: coordinates, eigenvectors, random, auto (2-D only), null
         start: list[float] | None = None,  # the starting point, flattened, e.g. [-8, 1]; null: drawn from the seed

@@ -354,8 +354,8 @@ class TabularModel(CourseModule):
         net_args: dict[str, Any] | None = None,  # mlp arguments, e.g. {widths: [64, 64], activation: relu}
         l2: float = 0.0,  # penalty l2/2 ||w||^2 in the objective (weights only, never biases)
         l1: float = 0.0,  # penalty l1 ||w||_1 in the objective (weights only)
-        optimizer: OptimizerFactory | None = None,  # --optimizer NAME (see optim.py); None: adam
-        scheduler: ScheduleFactory | None = None,  # --scheduler NAME (see optim.py); None: constant
+        optimizer: OptimizerFactory | None = None,  # --optimizer NAME (see optim/choices.py); None: adam
+        scheduler: ScheduleFactory | None = None,  # --scheduler NAME (see optim/schedules.py); None: constant
         param_groups: list[dict[str, Any]] | None = None,  # per-parameter settings, e.g. [{match: "*bias", lr: 0.1}]: every bias
         num_features: int | None = None,  # filled in from the data by train.py
         num_classes: int | None = None,  # filled in from the data by train.py (0: regression)

@@ -330,8 +330,8 @@ class LanguageModel(CourseModule):
         sample_every: int = 1,  # log a sample every this many validations (sampling is slow on a CPU)
         temperature: float = 0.8,  # sampling temperature of the logged samples (0: always the likeliest token)
         top_k: int | None = 40,  # sample among the k likeliest tokens only (null: all tokens)
-        optimizer: OptimizerFactory | None = None,  # --optimizer NAME (see optim.py); None: adam
-        scheduler: ScheduleFactory | None = None,  # --scheduler NAME (see optim.py); None: constant
+        optimizer: OptimizerFactory | None = None,  # --optimizer NAME (see optim/choices.py); None: adam
+        scheduler: ScheduleFactory | None = None,  # --scheduler NAME (see optim/schedules.py); None: constant
         param_groups: list[dict[str, Any]] | None = None,  # per-parameter settings, e.g. [{match: "net.*.bias", lr: 0.1}]
         tokenizer: str = "byte",  # filled in from the data by train.py
         block_size: int = 64,  # filled in from the data by train.py

@@ -158,8 +158,8 @@ class ImageClassifier(CourseModule):
         net: str = "mlp",  # mlp, cnn or resnet (see src/<package>/nets/)
         net_args: dict[str, Any] | None = None,  # arguments of the net, e.g. {widths: [512, 512]} for the MLP
         label_smoothing: float = 0.0,  # spread this much target probability over all classes
-        optimizer: OptimizerFactory | None = None,  # --optimizer NAME (see optim.py); None: adam
-        scheduler: ScheduleFactory | None = None,  # --scheduler NAME (see optim.py); None: constant
+        optimizer: OptimizerFactory | None = None,  # --optimizer NAME (see optim/choices.py); None: adam
+        scheduler: ScheduleFactory | None = None,  # --scheduler NAME (see optim/schedules.py); None: constant
         param_groups: list[dict[str, Any]] | None = None,  # per-parameter settings, e.g. [{match: "net.*.bias", lr: 0.1}]
         input_shape: tuple[int, int, int] | None = None,  # filled in from the data by train.py
         num_classes: int | None = None,  # filled in from the data by train.py
