@@ -13,10 +13,17 @@ Each run writes runs/<experiment>/<name>/ (the name is --name, else what the com
 else version_N): config.yaml, checkpoints/ and TensorBoard events (uv run tensorboard --logdir runs).
 """
 
+import gc
 import sys
 from pathlib import Path
 
-from conditioning_momentum_and_the_noise_floor.shorthands import exit_on_unknown_names
+from conditioning_momentum_and_the_noise_floor.shorthands import exit_on_unknown_names  # (imports torch)
+
+# Python's last garbage collection, as a command ends, looks at every object still alive: half a
+# second for torch's. Frozen objects are left out of it (gc.freeze). Only torch's, not
+# Lightning's: those include Triton's bindings, which report frozen objects as leaks at exit.
+if "triton" not in sys.modules:
+    gc.freeze()
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "objective.yaml"
 
