@@ -159,9 +159,16 @@ def test_the_end_of_fit_table_equals_the_event_files(in_tmp, capsys):
     assert {name for name, _, _ in rows} == {tag for tag in events.Tags()["scalars"] if tag.startswith("val/")}
     for name, best, final in rows:
         values = [event.value for event in events.Scalars(name)]
-        higher_is_better = name.endswith("acc")
+        higher_is_better = name.endswith(("acc", "auroc"))  # (the tabular family logs val/auroc)
         assert float(final) == pytest.approx(values[-1], rel=1e-3)
         assert float(best) == pytest.approx(max(values) if higher_is_better else min(values), rel=1e-3)
+
+
+def test_accuracies_and_areas_under_the_curve_are_better_higher():
+    from optimizers_for_a_small_gpt.metrics import higher_is_better
+
+    assert all(map(higher_is_better, ["val/acc", "test/auroc", "val/auc", "val/f1", "val/r2"]))
+    assert not any(map(higher_is_better, ["val/loss", "val/dist_to_opt", "val/bits_per_byte", "train/excess_loss"]))
 
 
 def test_hparams_tab_shows_the_settings_and_results_not_internals(in_tmp):

@@ -11,7 +11,7 @@ loads the reporting code.
 import re
 
 # Metrics where larger is better (by the last part of the tag); every other metric is best at its minimum.
-HIGHER_IS_BETTER = re.compile(r"(acc|accuracy|auc|f1|precision|recall|r2|psnr|ssim)$")
+HIGHER_IS_BETTER = re.compile(r"(acc|accuracy|auc|auroc|f1|precision|recall|r2|psnr|ssim)$")
 
 
 def higher_is_better(metric: str) -> bool:
