@@ -166,8 +166,9 @@ def take_data_settings(parser, config, subcommand: str, path: str):
     data = config[subcommand].get("data")
     if not hasattr(data, "init_args"):
         return config
+    allowed = may_change(data.class_path)
     saved = {key: value for key, value in saved_settings(path)["data"].items()
-             if not key.startswith("_") and key not in may_change(data.class_path)}
+             if not key.startswith("_") and key not in allowed}
     if not saved:
         return config
     return parser.parse_object({subcommand: {"data": {"class_path": data.class_path, "init_args": saved}}}, config)
