@@ -94,7 +94,7 @@ def example_copy(tmp_path) -> Path:
 
 
 def test_a_hand_edit_of_a_template_file_is_found_and_undone(example_copy):
-    cli = next(example_copy.glob("src/*/cli.py"))
+    cli = next(example_copy.glob("src/*/run/cli.py"))
     name = cli.relative_to(example_copy).as_posix()
     original = cli.read_text()
     cli.write_text(original + "# edited by hand\n")

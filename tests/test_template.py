@@ -56,7 +56,7 @@ def test_the_all_project_passes_its_slow_tests(tmp_path):
 def test_default_bake_is_fully_rendered(tmp_path):
     project = bake(tmp_path)
     assert project.name == "optimizer-study"
-    assert (project / "src" / "optimizer_study" / "cli.py").is_file()
+    assert (project / "src" / "optimizer_study" / "run" / "cli.py").is_file()
     leftovers = [str(path.relative_to(project)) for path in project.rglob("*")
                  if path.is_file() and UNRENDERED.search(path.read_text(errors="ignore"))]
     assert leftovers == []

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conditioning_momentum_and_the_noise_floor.figures import STYLE, embed_table, find_runs, save
+from conditioning_momentum_and_the_noise_floor.report.figures import STYLE, embed_table, find_runs, save
 
 EPS = 1e-6  # the tolerance, relative to the starting suboptimality f(x_0) - f*
 SETTLED = 1000  # the noise floor is averaged over the logged steps from here to the end

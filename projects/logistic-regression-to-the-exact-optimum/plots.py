@@ -39,10 +39,10 @@ import numpy as np
 import torch
 import yaml
 
-from logistic_regression_to_the_exact_optimum.compare import has_diverged
-from logistic_regression_to_the_exact_optimum.figures import Run, embed_table, find_runs
-from logistic_regression_to_the_exact_optimum.runs import logged_after_the_step
 from logistic_regression_to_the_exact_optimum.problems.tabular import TabularDataModule, TabularModel
+from logistic_regression_to_the_exact_optimum.report.compare import has_diverged
+from logistic_regression_to_the_exact_optimum.report.figures import Run, embed_table, find_runs
+from logistic_regression_to_the_exact_optimum.report.runs import logged_after_the_step
 
 DATASETS = {"breast_cancer": "breast cancer (real; 341 training samples)",
             "synthetic": "synthetic (500 training samples, known optimum)"}

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from optimizers_for_a_small_gpt.compare import (
+from optimizers_for_a_small_gpt.report.compare import (
     best_settings,
     has_diverged,
     label_settings,
@@ -45,8 +45,8 @@ from optimizers_for_a_small_gpt.compare import (
     make_settings,
     read_folder,
 )
-from optimizers_for_a_small_gpt.figures import Run, embed_table, format_cell, x_values
-from optimizers_for_a_small_gpt.tables import markdown
+from optimizers_for_a_small_gpt.report.figures import Run, embed_table, format_cell, x_values
+from optimizers_for_a_small_gpt.report.tables import markdown
 
 SWEEP = Path("configs/sweeps/language_gpt_optimizers.yaml")
 START, END = "<!-- gpt:equal_time:start -->", "<!-- gpt:equal_time:end -->"

@@ -32,7 +32,7 @@ import logging
 import sys
 from pathlib import Path
 
-from optimizers_for_a_small_gpt.cli import main
+from optimizers_for_a_small_gpt.run.cli import main
 
 logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)  # no banner for each of 36 runs
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
@@ -58,7 +58,7 @@ rm -f figures/all_*.{png,pdf}
 "${PY[@]}" - <<'EOF'
 from pathlib import Path
 
-from optimizers_for_a_small_gpt.figures import embed_table
+from optimizers_for_a_small_gpt.report.figures import embed_table
 
 table = Path("figures/all_results.md").read_text().split("\nRuns behind each row:")[0]
 if not embed_table(Path("report.md"), table.rstrip() + "\n", "<!-- gpt:all:start -->", "<!-- gpt:all:end -->"):

@@ -17,7 +17,7 @@ import gc
 import sys
 from pathlib import Path
 
-from optimizers_for_a_small_gpt.shorthands import exit_on_unknown_names  # (imports torch)
+from optimizers_for_a_small_gpt.run.flags import exit_on_unknown_names  # (imports torch)
 
 # Python's last garbage collection, as a command ends, looks at every object still alive: half a
 # second for torch's. Frozen objects are left out of it (gc.freeze). Only torch's, not
@@ -30,6 +30,6 @@ DEFAULT_CONFIG = Path(__file__).parent / "configs" / "language.yaml"
 
 if __name__ == "__main__":
     exit_on_unknown_names(sys.argv[1:])  # a misspelt optimizer or schedule ends here, before Lightning loads
-    from optimizers_for_a_small_gpt.cli import main
+    from optimizers_for_a_small_gpt.run.cli import main
 
     main(default_config=DEFAULT_CONFIG)

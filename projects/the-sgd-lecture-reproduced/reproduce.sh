@@ -51,7 +51,7 @@ rm -f figures/sgd_lecture_{batch,momentum}_sensitivity.{png,pdf}
 "${PY[@]}" - <<'EOF'
 from pathlib import Path
 
-from the_sgd_lecture_reproduced.figures import embed_table
+from the_sgd_lecture_reproduced.report.figures import embed_table
 
 for name in ["adam", "batch", "momentum", "sgd_lecture_batch", "sgd_lecture_momentum"]:
     table = Path(f"figures/{name}_results.md").read_text().split("\nRuns behind each row:")[0]

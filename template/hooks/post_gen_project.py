@@ -68,7 +68,7 @@ def unwanted_files(root: Path, keep: set[str]) -> list[Path]:
     for family in set(FAMILY_NETS) - keep:
         unwanted.append(package / "problems" / f"{family}.py")
         unwanted += (package / "problems").glob(f"{family}_*.py")  # its helpers, e.g. objective_theory.py
-        unwanted += package.glob(f"{family}_*.py")  # its reporting, e.g. objective_trajectories.py
+        unwanted += package.glob(f"report/{family}_*.py")  # its reporting, e.g. report/objective_trajectories.py
         unwanted += root.glob(f"configs/{family}*.yaml")
         unwanted += root.glob(f"configs/sweeps/{family}*.yaml")
         unwanted += root.glob(f"tests/test_{family}*.py")

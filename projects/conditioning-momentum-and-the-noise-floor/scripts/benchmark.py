@@ -33,8 +33,8 @@ import lightning as L
 import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 
-from conditioning_momentum_and_the_noise_floor.cli import CLI_SETTINGS, CourseCLI
 from conditioning_momentum_and_the_noise_floor.optim import param_groups
+from conditioning_momentum_and_the_noise_floor.run.cli import CLI_SETTINGS, CourseCLI
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = [family for family in ("vision", "objective", "tabular", "language", "diffusion")

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from conditioning_momentum_and_the_noise_floor.cli import main
+from conditioning_momentum_and_the_noise_floor.run.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"

@@ -19,7 +19,7 @@ from nbclient import NotebookClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard import SummaryWriter
 
-from conditioning_momentum_and_the_noise_floor import figures
+from conditioning_momentum_and_the_noise_floor.report import figures
 
 PROJECT_NAME = "Conditioning, Momentum and the Noise Floor"
 DOCUMENTS = ["report.md", "PROMPT.md", "slides/slides.md", "docs/self_critique.md", "docs/llm_log.md",
@@ -34,7 +34,7 @@ OPTIMIZERS = {
                                       maximize=False, capturable=False, differentiable=False, fused=None)),
     "sgd": ("torch.optim.SGD", dict(momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False,
                                     foreach=None, differentiable=False, fused=None)),
-    "signsgd": ("conditioning_momentum_and_the_noise_floor.optimizers.SignSGD", dict(momentum=0.0, weight_decay=0.0)),
+    "signsgd": ("conditioning_momentum_and_the_noise_floor.optim.SignSGD", dict(momentum=0.0, weight_decay=0.0)),
     "myopt": ("my_pkg.opt.MyOpt", dict(beta=0.5)),
 }
 

@@ -58,8 +58,8 @@ import torch
 import yaml
 from conftest import DEFAULT, ROOT
 
-from conditioning_momentum_and_the_noise_floor import figures
-from conditioning_momentum_and_the_noise_floor.cli import main
+from conditioning_momentum_and_the_noise_floor.report import figures
+from conditioning_momentum_and_the_noise_floor.run.cli import main
 
 PACKAGE = "conditioning_momentum_and_the_noise_floor"
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conditioning_momentum_and_the_noise_floor import figures
+from conditioning_momentum_and_the_noise_floor.report import figures
 
 STEPS = np.arange(0, 200, 10)
 FLOOR = {0.1: 0.05, 0.5: 0.25}  # the noise floor of each learning rate

@@ -6,16 +6,11 @@ import pytest
 import torch
 from conftest import CONFIGS, run_one_batch
 
+from conditioning_momentum_and_the_noise_floor.config_errors import ConfigError
 from conditioning_momentum_and_the_noise_floor.optim import make_optimizer
-from conditioning_momentum_and_the_noise_floor.problems.objective import (
-    CompressedSensing,
-    LeastSquares,
-    NoisyQuadratic,
-    ObjectiveModule,
-    Samples,
-    project_simplex_,
-)
-from conditioning_momentum_and_the_noise_floor.registry import ConfigError
+from conditioning_momentum_and_the_noise_floor.problems.objective import ObjectiveModule, Samples
+from conditioning_momentum_and_the_noise_floor.problems.objective_function import project_simplex_
+from conditioning_momentum_and_the_noise_floor.problems.objective_problems import CompressedSensing, LeastSquares, NoisyQuadratic
 
 INEQUALITY = "conditioning_momentum_and_the_noise_floor.problems.objective.cyclic_sum_gap"
 

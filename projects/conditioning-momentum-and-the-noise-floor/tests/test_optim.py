@@ -10,19 +10,22 @@ import torch
 from conftest import CONFIGS, fails_with
 from torch import nn
 
+from conditioning_momentum_and_the_noise_floor.config_errors import ConfigError
 from conditioning_momentum_and_the_noise_floor.data import DeviceBatches, split_indices
 from conditioning_momentum_and_the_noise_floor.module import CourseModule
 from conditioning_momentum_and_the_noise_floor.optim import (
     OPTIMIZERS,
     SCHEDULES,
+    MuonWithAdamW,
+    PreconditionedGD,
+    SGDMomentum,
+    SignSGD,
     check_optimizer,
     hidden_matrices,
     make_optimizer,
     make_schedule,
     param_groups,
 )
-from conditioning_momentum_and_the_noise_floor.optimizers import MuonWithAdamW, PreconditionedGD, SGDMomentum, SignSGD
-from conditioning_momentum_and_the_noise_floor.registry import ConfigError
 
 
 def small_model() -> nn.Module:

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from conftest import CONFIGS, QUIET, ROOT, run
 
-from conditioning_momentum_and_the_noise_floor.figures import make_figures, read_run
-from conditioning_momentum_and_the_noise_floor.tables import markdown
+from conditioning_momentum_and_the_noise_floor.report.figures import make_figures, read_run
+from conditioning_momentum_and_the_noise_floor.report.tables import markdown
 
 REPORT = ROOT / "report.md"
 README = ROOT / "README.md"

@@ -33,8 +33,8 @@ import lightning as L
 import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 
-from logistic_regression_to_the_exact_optimum.cli import CLI_SETTINGS, CourseCLI
 from logistic_regression_to_the_exact_optimum.optim import param_groups
+from logistic_regression_to_the_exact_optimum.run.cli import CLI_SETTINGS, CourseCLI
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = [family for family in ("vision", "objective", "tabular", "language", "diffusion")

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from logistic_regression_to_the_exact_optimum.cli import main
+from logistic_regression_to_the_exact_optimum.run.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"

@@ -1,4 +1,4 @@
-"""Tests of the optimization diagnostics (callbacks.py), divergence handling, the optimizers on
+"""Tests of the optimization diagnostics (run/callbacks.py), divergence handling, the optimizers on
 the default experiment's model, Schedule-Free's two sets of weights, and the modifiers."""
 
 import re
@@ -11,15 +11,15 @@ from conftest import CONFIGS, DEFAULT, QUIET, fails_with, run, steps
 from lightning.pytorch.callbacks import Callback, WeightAveraging
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from logistic_regression_to_the_exact_optimum.callbacks import (
+from logistic_regression_to_the_exact_optimum.optim import OPTIMIZERS, check_optimizer, make_optimizer
+from logistic_regression_to_the_exact_optimum.run.callbacks import (
     Diagnostics,
     OptimizerModes,
     ProgressBar,
     noise_scale_parts,
     top_hessian_eigenvalue,
 )
-from logistic_regression_to_the_exact_optimum.checkpoints import BestCheckpoint
-from logistic_regression_to_the_exact_optimum.optim import OPTIMIZERS, check_optimizer, make_optimizer
+from logistic_regression_to_the_exact_optimum.run.checkpoints import BestCheckpoint
 
 SHORT = ["--trainer.max_steps", "3", "--trainer.log_every_n_steps", "1", "--trainer.limit_val_batches", "0",
          "--trainer.logger", "false", *QUIET]

@@ -58,8 +58,8 @@ import torch
 import yaml
 from conftest import DEFAULT, ROOT
 
-from logistic_regression_to_the_exact_optimum import figures
-from logistic_regression_to_the_exact_optimum.cli import main
+from logistic_regression_to_the_exact_optimum.report import figures
+from logistic_regression_to_the_exact_optimum.run.cli import main
 
 PACKAGE = "logistic_regression_to_the_exact_optimum"
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]

@@ -10,19 +10,22 @@ import torch
 from conftest import CONFIGS, fails_with
 from torch import nn
 
+from logistic_regression_to_the_exact_optimum.config_errors import ConfigError
 from logistic_regression_to_the_exact_optimum.data import DeviceBatches, split_indices
 from logistic_regression_to_the_exact_optimum.module import CourseModule
 from logistic_regression_to_the_exact_optimum.optim import (
     OPTIMIZERS,
     SCHEDULES,
+    MuonWithAdamW,
+    PreconditionedGD,
+    SGDMomentum,
+    SignSGD,
     check_optimizer,
     hidden_matrices,
     make_optimizer,
     make_schedule,
     param_groups,
 )
-from logistic_regression_to_the_exact_optimum.optimizers import MuonWithAdamW, PreconditionedGD, SGDMomentum, SignSGD
-from logistic_regression_to_the_exact_optimum.registry import ConfigError
 
 
 def small_model() -> nn.Module:

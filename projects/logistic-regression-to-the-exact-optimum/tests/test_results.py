@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import CONFIGS, QUIET, ROOT, run
 
-from logistic_regression_to_the_exact_optimum.figures import TABLE_END, TABLE_START, read_run, read_scalars
+from logistic_regression_to_the_exact_optimum.report.figures import TABLE_END, TABLE_START, read_run, read_scalars
 
 sys.path.insert(0, str(ROOT))  # plots.py sits beside train.py
 import plots  # noqa: E402

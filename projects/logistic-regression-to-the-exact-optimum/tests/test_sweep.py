@@ -27,9 +27,10 @@ import yaml
 from conftest import CONFIGS, DEFAULT, ROOT, run
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from logistic_regression_to_the_exact_optimum import sweep as sweep_module
-from logistic_regression_to_the_exact_optimum.summary import RunSummary
-from logistic_regression_to_the_exact_optimum.sweep import load_sweep, main, open_storage
+from logistic_regression_to_the_exact_optimum.run.summary import RunSummary
+from logistic_regression_to_the_exact_optimum.sweep import main, studies, workers
+from logistic_regression_to_the_exact_optimum.sweep.studies import open_storage
+from logistic_regression_to_the_exact_optimum.sweep.sweep_file import load_sweep
 
 SWEEPS = sorted((CONFIGS / "sweeps").glob("*.yaml"))
 EXPERIMENT = yaml.safe_load(DEFAULT.read_text())
@@ -146,7 +147,8 @@ def test_a_stopped_sweep_finishes_without_repeating_a_run(stop, in_tmp, monkeypa
     finished.add(stopped.user_attrs["run s0"]["folder"])  # its first seed had finished: it is kept
     events = {folder: sorted(Path(folder).glob("events.*")) for folder in finished}
 
-    monkeypatch.setattr(sweep_module, "time", NoWaiting)  # the dead process's trial is seen to be dead
+    for module in (studies, workers):
+        monkeypatch.setattr(module, "time", NoWaiting)  # the dead process's trial is seen to be dead
     assert main(["--config", str(path), "--no-compare"]) == 0
     after = complete(trials(in_tmp, "cut"))
     assert sorted(trial.params["optimizer.lr"] for trial in after) == lrs  # each point once: the grid

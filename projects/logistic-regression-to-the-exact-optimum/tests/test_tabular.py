@@ -10,10 +10,10 @@ import torch
 from conftest import CONFIGS, QUIET, fails_with, run, run_one_batch
 from lightning.pytorch.loggers import CSVLogger
 
-from logistic_regression_to_the_exact_optimum import figures
+from logistic_regression_to_the_exact_optimum.config_errors import ConfigError
 from logistic_regression_to_the_exact_optimum.optim import make_optimizer
 from logistic_regression_to_the_exact_optimum.problems.tabular import SKLEARN_DATASETS, TabularDataModule, TabularModel, data_loss
-from logistic_regression_to_the_exact_optimum.registry import ConfigError
+from logistic_regression_to_the_exact_optimum.report import figures
 
 
 def fit(model, data, epochs: int, logger=False, **trainer_args) -> L.Trainer:

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from optimizers_for_a_small_gpt.cli import main
+from optimizers_for_a_small_gpt.run.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"

@@ -13,7 +13,7 @@ import yaml
 from conftest import QUIET, ROOT, run
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from optimizers_for_a_small_gpt.shorthands import expand_choices, name_from_arguments
+from optimizers_for_a_small_gpt.run.flags import expand_choices, name_from_arguments
 
 SHORT = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "2", *QUIET]
 
@@ -47,7 +47,7 @@ def test_arguments_given_after_the_name_change_only_themselves(in_tmp):
 def test_long_forms_work_the_same_way(in_tmp):
     cli = run("fit", "--model.init_args.optimizer", "signsgd", "--model.init_args.optimizer.lr", "0.002", *SHORT)
     optimizer = saved_config(cli)["model"]["init_args"]["optimizer"]
-    assert optimizer["class_path"].endswith(".optimizers.SignSGD") and optimizer["init_args"]["lr"] == 0.002
+    assert optimizer["class_path"].endswith(".optim.SignSGD") and optimizer["init_args"]["lr"] == 0.002
     assert expand_choices(["--model.optimizer=adam"]) == expand_choices(["--optimizer", "adam"])
 
 
@@ -82,6 +82,11 @@ def test_the_worked_example_optimizer_trains_from_the_command_line(in_tmp):
         (["--optimizer", "adam", "--optimizer.momentum", "0.9"], "Adam does not take 'momentum'; it takes: lr=0.001, betas"),
         (["--data", "lightning.LightningDataModule", "--data.init_args.batch_size", "8"],
          "LightningDataModule does not take 'batch_size'; it takes no arguments"),
+        # class paths from before the template's code moved into folders (a config or run of an earlier version)
+        (["--optimizer", "optimizers_for_a_small_gpt.optimizers.SignSGD"],
+         "optimizers_for_a_small_gpt.optimizers is now optimizers_for_a_small_gpt.optim"),
+        (["--trainer.logger", "optimizers_for_a_small_gpt.logger.TensorBoardLogger"],
+         "optimizers_for_a_small_gpt.logger is now optimizers_for_a_small_gpt.run.logger"),
     ],
 )
 def test_unknown_names_and_arguments_fail_before_any_data_loads(args, message, in_tmp, capsys):

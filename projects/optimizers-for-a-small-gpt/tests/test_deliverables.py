@@ -19,7 +19,7 @@ from nbclient import NotebookClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard import SummaryWriter
 
-from optimizers_for_a_small_gpt import figures
+from optimizers_for_a_small_gpt.report import figures
 
 PROJECT_NAME = "Optimizers for a Small GPT"
 DOCUMENTS = ["report.md", "PROMPT.md", "slides/slides.md", "docs/self_critique.md", "docs/llm_log.md",
@@ -34,7 +34,7 @@ OPTIMIZERS = {
                                       maximize=False, capturable=False, differentiable=False, fused=None)),
     "sgd": ("torch.optim.SGD", dict(momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False,
                                     foreach=None, differentiable=False, fused=None)),
-    "signsgd": ("optimizers_for_a_small_gpt.optimizers.SignSGD", dict(momentum=0.0, weight_decay=0.0)),
+    "signsgd": ("optimizers_for_a_small_gpt.optim.SignSGD", dict(momentum=0.0, weight_decay=0.0)),
     "myopt": ("my_pkg.opt.MyOpt", dict(beta=0.5)),
 }
 

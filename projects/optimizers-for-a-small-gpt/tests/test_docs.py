@@ -58,8 +58,8 @@ import torch
 import yaml
 from conftest import DEFAULT, ROOT
 
-from optimizers_for_a_small_gpt import figures
-from optimizers_for_a_small_gpt.cli import main
+from optimizers_for_a_small_gpt.report import figures
+from optimizers_for_a_small_gpt.run.cli import main
 
 PACKAGE = "optimizers_for_a_small_gpt"
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optimizers_for_a_small_gpt import figures
+from optimizers_for_a_small_gpt.report import figures
 
 STEPS = np.arange(0, 200, 10)
 FLOOR = {0.1: 0.05, 0.5: 0.25}  # the noise floor of each learning rate

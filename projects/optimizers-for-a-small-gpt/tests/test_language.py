@@ -17,6 +17,7 @@ import torch.nn.functional as F
 import yaml
 from conftest import CONFIGS, run_one_batch
 
+from optimizers_for_a_small_gpt.config_errors import ConfigError
 from optimizers_for_a_small_gpt.nets.gpt import GPT, Block
 from optimizers_for_a_small_gpt.problems import language
 from optimizers_for_a_small_gpt.problems.language import (
@@ -26,7 +27,6 @@ from optimizers_for_a_small_gpt.problems.language import (
     load_text,
     make_tokenizer,
 )
-from optimizers_for_a_small_gpt.registry import ConfigError
 
 FAKE_PLAY = "ROMEO:\nBut soft, what light through yonder window breaks?\n\n" * 300
 

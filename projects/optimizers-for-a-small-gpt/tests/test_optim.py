@@ -10,19 +10,22 @@ import torch
 from conftest import CONFIGS, fails_with
 from torch import nn
 
+from optimizers_for_a_small_gpt.config_errors import ConfigError
 from optimizers_for_a_small_gpt.data import DeviceBatches, split_indices
 from optimizers_for_a_small_gpt.module import CourseModule
 from optimizers_for_a_small_gpt.optim import (
     OPTIMIZERS,
     SCHEDULES,
+    MuonWithAdamW,
+    PreconditionedGD,
+    SGDMomentum,
+    SignSGD,
     check_optimizer,
     hidden_matrices,
     make_optimizer,
     make_schedule,
     param_groups,
 )
-from optimizers_for_a_small_gpt.optimizers import MuonWithAdamW, PreconditionedGD, SGDMomentum, SignSGD
-from optimizers_for_a_small_gpt.registry import ConfigError
 
 
 def small_model() -> nn.Module:

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 from conftest import QUIET, ROOT, run
 
-from optimizers_for_a_small_gpt import figures
-from optimizers_for_a_small_gpt.compare import time_to_target
-from optimizers_for_a_small_gpt.figures import format_cell
 from optimizers_for_a_small_gpt.problems.language import TextDataModule
+from optimizers_for_a_small_gpt.report import figures
+from optimizers_for_a_small_gpt.report.compare import time_to_target
+from optimizers_for_a_small_gpt.report.figures import format_cell
 
 sys.path.insert(0, str(ROOT))
 import equal_time  # noqa: E402  (the example's own script, at its root)

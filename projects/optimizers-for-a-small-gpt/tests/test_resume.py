@@ -8,7 +8,7 @@ import pytest
 import yaml
 from conftest import CONFIGS, QUIET, batch_size_of, batch_size_option, fails_with, run
 
-from optimizers_for_a_small_gpt.checkpoints import BestCheckpoint
+from optimizers_for_a_small_gpt.run.checkpoints import BestCheckpoint
 
 TWO_FAMILIES = pytest.mark.skipif(
     not ((CONFIGS / "tabular.yaml").exists() and (CONFIGS / "vision.yaml").exists()),

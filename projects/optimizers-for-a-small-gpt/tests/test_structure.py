@@ -73,7 +73,9 @@ def test_the_scan_finds_each_way_a_private_name_gets_in(tmp_path):
                                      "example.py:5: _logger_connector"]
 
 
-@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda path: path.stem)
+# (__main__.py files are scripts: importing one runs it)
+@pytest.mark.parametrize("path", sorted(path for path in PACKAGE.rglob("*.py") if path.name != "__main__.py"),
+                         ids=lambda path: path.stem)
 def test_no_private_method_of_a_library_is_overridden(path):
     name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
     module = importlib.import_module(name)
@@ -87,9 +89,12 @@ def test_no_private_method_of_a_library_is_overridden(path):
     assert overridden == [], f"{path.name} overrides a library's private methods (use a public hook): {overridden}"
 
 
-# The reporting side: modules that read runs from disk and draw or tabulate them.
-REPORTING = {"figures", "compare", "runs", "curves", "groups", "style", "tables", "comparison", "sensitivity",
-             "objective_trajectories"}
+
+
+def is_reporting(module: str) -> bool:
+    """Whether `module` (a name inside the package) is of the reporting side: report/ (reading runs
+    from disk, drawing and tabulating them) and the two commands built on it."""
+    return module.split(".")[0] == "report" or module in ("figures", "compare")
 
 
 def module_name(path: Path) -> str:
@@ -135,9 +140,19 @@ def test_training_loads_no_reporting():
     # What train.py fit imports, and every family: nothing of the reporting side, no pandas.
     # (matplotlib is loaded all the same, by torchmetrics, which Lightning imports.)
     package = PACKAGE.name
-    code = (f"import sys, {package}.cli, {package}.families as f; f.data_modules(); "
+    code = (f"import sys, {package}.run.cli, {package}.run.families as f; f.data_modules(); "
             f"print(' '.join(sorted(sys.modules)))")
     loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
     reporting = sorted(name for name in loaded if name.split(".")[0] == "pandas"
-                       or name.removeprefix(f"{package}.") in REPORTING)
+                       or name.startswith(f"{package}.") and is_reporting(name.removeprefix(f"{package}.")))
     assert reporting == [], f"training imports the reporting side: {reporting[:10]}"
+
+
+LONGEST = 450  # lines: a file a student reads in one sitting
+
+
+def test_no_source_file_is_longer_than_a_sitting():
+    long = {path.relative_to(PACKAGE).as_posix(): lines for path in sorted(PACKAGE.rglob("*.py"))
+            if (lines := len(path.read_text().splitlines())) > LONGEST}
+    assert long == {}, (f"files over {LONGEST} lines: split each by job (a family's helpers go in "
+                        f"problems/<family>_<what>.py): {long}")

@@ -15,7 +15,7 @@ import yaml
 from conftest import CONFIGS, EXPERIMENTS, PRESETS, QUIET, ROOT, fails_with, needs_gpu, run, steps
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from optimizers_for_a_small_gpt.cli import fall_back_to_fp16
+from optimizers_for_a_small_gpt.run.cli import fall_back_to_fp16
 
 
 def scalars(run_dir: str) -> dict[str, list[float]]:

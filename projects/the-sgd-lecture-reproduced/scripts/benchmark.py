@@ -33,8 +33,8 @@ import lightning as L
 import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 
-from the_sgd_lecture_reproduced.cli import CLI_SETTINGS, CourseCLI
 from the_sgd_lecture_reproduced.optim import param_groups
+from the_sgd_lecture_reproduced.run.cli import CLI_SETTINGS, CourseCLI
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = [family for family in ("vision", "objective", "tabular", "language", "diffusion")

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from the_sgd_lecture_reproduced.cli import main
+from the_sgd_lecture_reproduced.run.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"

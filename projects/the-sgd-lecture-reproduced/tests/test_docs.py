@@ -58,8 +58,8 @@ import torch
 import yaml
 from conftest import DEFAULT, ROOT
 
-from the_sgd_lecture_reproduced import figures
-from the_sgd_lecture_reproduced.cli import main
+from the_sgd_lecture_reproduced.report import figures
+from the_sgd_lecture_reproduced.run.cli import main
 
 PACKAGE = "the_sgd_lecture_reproduced"
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]

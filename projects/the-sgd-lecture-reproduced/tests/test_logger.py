@@ -1,4 +1,4 @@
-"""Tests of logger.py (TensorBoard events in fewer pieces) and of how training metrics reach it:
+"""Tests of run/logger.py (TensorBoard events in fewer pieces) and of how training metrics reach it:
 module.log_step writes straight to the logger, and still feeds callbacks and the progress bar."""
 
 from pathlib import Path
@@ -8,7 +8,7 @@ from conftest import run, steps
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-from the_sgd_lecture_reproduced.logger import TensorBoardLogger
+from the_sgd_lecture_reproduced.run.logger import TensorBoardLogger
 
 
 def events_of(folder: str) -> list:

@@ -10,19 +10,22 @@ import torch
 from conftest import CONFIGS, fails_with
 from torch import nn
 
+from the_sgd_lecture_reproduced.config_errors import ConfigError
 from the_sgd_lecture_reproduced.data import DeviceBatches, split_indices
 from the_sgd_lecture_reproduced.module import CourseModule
 from the_sgd_lecture_reproduced.optim import (
     OPTIMIZERS,
     SCHEDULES,
+    MuonWithAdamW,
+    PreconditionedGD,
+    SGDMomentum,
+    SignSGD,
     check_optimizer,
     hidden_matrices,
     make_optimizer,
     make_schedule,
     param_groups,
 )
-from the_sgd_lecture_reproduced.optimizers import MuonWithAdamW, PreconditionedGD, SGDMomentum, SignSGD
-from the_sgd_lecture_reproduced.registry import ConfigError
 
 
 def small_model() -> nn.Module:

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from conftest import QUIET, ROOT, run
 
-from the_sgd_lecture_reproduced import figures
-from the_sgd_lecture_reproduced.figures import format_cell
+from the_sgd_lecture_reproduced.report import figures
+from the_sgd_lecture_reproduced.report.figures import format_cell
 
 RUNS = ROOT / "runs"
 SEEDS = (0, 1, 2)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from conftest import CONFIGS, QUIET, batch_size_of, batch_size_option, fails_with, run
 
-from the_sgd_lecture_reproduced.checkpoints import BestCheckpoint
+from the_sgd_lecture_reproduced.run.checkpoints import BestCheckpoint
 
 TWO_FAMILIES = pytest.mark.skipif(
     not ((CONFIGS / "tabular.yaml").exists() and (CONFIGS / "vision.yaml").exists()),

@@ -17,13 +17,13 @@ from conftest import CONFIGS, QUIET, fails_with, run, run_one_batch
 from lightning.pytorch.loggers import CSVLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from the_sgd_lecture_reproduced.config_errors import ConfigError
 from the_sgd_lecture_reproduced.image_datasets import DatasetMissing
 from the_sgd_lecture_reproduced.nets.cnn import SmallCNN
 from the_sgd_lecture_reproduced.nets.mlp import MLP
 from the_sgd_lecture_reproduced.nets.resnet import ResNet
 from the_sgd_lecture_reproduced.optim import make_optimizer
 from the_sgd_lecture_reproduced.problems.vision import DATASETS, ImageClassifier, VisionDataModule, random_crop_flip
-from the_sgd_lecture_reproduced.registry import ConfigError
 
 # Fake datasets are just large enough for the validation sizes the configs hold out.
 FAKE_TRAIN_SIZE = {"mnist": 10_050, "fashion_mnist": 10_050, "cifar10": 5 * 1_010}

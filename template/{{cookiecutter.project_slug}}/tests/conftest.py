@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from {{ cookiecutter.package_name }}.cli import main
+from {{ cookiecutter.package_name }}.run.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"

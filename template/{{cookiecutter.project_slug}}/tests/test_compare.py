@@ -18,7 +18,7 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard import SummaryWriter
 
-from {{ cookiecutter.package_name }} import compare, figures
+from {{ cookiecutter.package_name }}.report import compare, figures
 
 NAME = "vision_optimizers"
 STEPS_PER_EPOCH = 5  # val/acc is logged at steps 5, 10, 15, 20
@@ -184,7 +184,7 @@ def test_compare_names_optimizers_like_the_command_line():
     assert compare.optimizer_name("torch.optim.SGD", {"momentum": 0.95, "nesterov": False}) == "momentum"
     assert compare.optimizer_name("torch.optim.SGD", {"momentum": 0.9, "nesterov": True}) == "nesterov"
     assert compare.optimizer_name("torch.optim.AdamW", {"weight_decay": 0.1}) == "adamw"
-    assert compare.optimizer_name("{{ cookiecutter.package_name }}.optimizers.MuonWithAdamW", {"adamw_lr": 3e-3}) == "muon"
+    assert compare.optimizer_name("{{ cookiecutter.package_name }}.optim.MuonWithAdamW", {"adamw_lr": 3e-3}) == "muon"
     assert compare.optimizer_name("my_pkg.opt.MyOpt", {}) == "myopt"
     config = {"model.init_args.optimizer.init_args.lr": 0.1, "data.init_args.batch_size": 64,
               "model.init_args.optimizer.class_path": "torch.optim.SGD"}

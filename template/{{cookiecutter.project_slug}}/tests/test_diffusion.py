@@ -12,10 +12,10 @@ import pytest
 import torch
 from conftest import CONFIGS, run_one_batch
 
+from {{ cookiecutter.package_name }}.config_errors import ConfigError
 from {{ cookiecutter.package_name }}.optim import make_optimizer
 from {{ cookiecutter.package_name }}.problems import diffusion
 from {{ cookiecutter.package_name }}.problems.diffusion import Diffusion, ImageDataModule, noise_schedule
-from {{ cookiecutter.package_name }}.registry import ConfigError
 
 TINY = {"channels": [8, 16], "time_dim": 16, "groups": 4}
 

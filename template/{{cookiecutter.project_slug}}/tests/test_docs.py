@@ -58,8 +58,8 @@ import torch
 import yaml
 from conftest import DEFAULT, ROOT
 
-from {{ cookiecutter.package_name }} import figures
-from {{ cookiecutter.package_name }}.cli import main
+from {{ cookiecutter.package_name }}.report import figures
+from {{ cookiecutter.package_name }}.run.cli import main
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 import yaml
 from conftest import CONFIGS, run_one_batch
 
+from {{ cookiecutter.package_name }}.config_errors import ConfigError
 from {{ cookiecutter.package_name }}.nets.gpt import GPT, Block
 from {{ cookiecutter.package_name }}.problems import language
 from {{ cookiecutter.package_name }}.problems.language import (
@@ -26,7 +27,6 @@ from {{ cookiecutter.package_name }}.problems.language import (
     load_text,
     make_tokenizer,
 )
-from {{ cookiecutter.package_name }}.registry import ConfigError
 
 FAKE_PLAY = "ROMEO:\nBut soft, what light through yonder window breaks?\n\n" * 300
 

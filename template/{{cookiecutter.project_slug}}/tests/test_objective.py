@@ -6,16 +6,11 @@ import pytest
 import torch
 from conftest import CONFIGS, run_one_batch
 
+from {{ cookiecutter.package_name }}.config_errors import ConfigError
 from {{ cookiecutter.package_name }}.optim import make_optimizer
-from {{ cookiecutter.package_name }}.problems.objective import (
-    CompressedSensing,
-    LeastSquares,
-    NoisyQuadratic,
-    ObjectiveModule,
-    Samples,
-    project_simplex_,
-)
-from {{ cookiecutter.package_name }}.registry import ConfigError
+from {{ cookiecutter.package_name }}.problems.objective import ObjectiveModule, Samples
+from {{ cookiecutter.package_name }}.problems.objective_function import project_simplex_
+from {{ cookiecutter.package_name }}.problems.objective_problems import CompressedSensing, LeastSquares, NoisyQuadratic
 
 INEQUALITY = "{{ cookiecutter.package_name }}.problems.objective.cyclic_sum_gap"
 

@@ -1,4 +1,4 @@
-"""Tests of the trajectory figures (src/{{ cookiecutter.package_name }}/objective_trajectories.py) on fake
+"""Tests of the trajectory figures (src/{{ cookiecutter.package_name }}/report/objective_trajectories.py) on fake
 objective runs written here: the paths of GD, heavy ball and Adam on the condition number 50
 quadratic, and of GD on the Rosenbrock function, each beside a config.yaml and TensorBoard events.
 
@@ -15,9 +15,9 @@ import yaml
 from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 
-from {{ cookiecutter.package_name }} import figures
-from {{ cookiecutter.package_name }} import objective_trajectories as trajectories
 from {{ cookiecutter.package_name }}.problems.objective import PROBLEMS
+from {{ cookiecutter.package_name }}.report import figures
+from {{ cookiecutter.package_name }}.report import objective_trajectories as trajectories
 
 VALLEY = {"dim": 2, "condition_number": 50, "rotate": False, "seed": 0}  # f = 1/2 (x1^2 / 50 + x2^2) around x*
 OPTIMIZERS = {  # run name: (optimizer class, its arguments)

@@ -12,11 +12,10 @@ import torch
 from conftest import CONFIGS, QUIET, fails_with, run
 from lightning.pytorch.loggers import Logger
 
-from {{ cookiecutter.package_name }}.figures import read_scalars
-from {{ cookiecutter.package_name }}.optim import make_schedule
-from {{ cookiecutter.package_name }}.optimizers import PreconditionedGD
+from {{ cookiecutter.package_name }}.config_errors import ConfigError
+from {{ cookiecutter.package_name }}.optim import PreconditionedGD, make_schedule
 from {{ cookiecutter.package_name }}.problems.objective import ObjectiveModule
-from {{ cookiecutter.package_name }}.registry import ConfigError
+from {{ cookiecutter.package_name }}.report.runs import read_scalars
 
 FILE_KEYS = ["basis", "minimizer", "origin", "plane", "step", "xy"]
 
@@ -185,8 +184,8 @@ def test_sgd_settles_at_the_theory_noise_floor(lr, in_tmp):
 def test_the_lectures_zigzag_figure_from_three_runs(in_tmp):
     """docs/lectures.md's picture, end to end: GD, heavy ball and Adam on the condition number 50
     valley (objective_zigzag.yaml), then the figures command; GD alternates sides of the valley."""
-    from {{ cookiecutter.package_name }} import figures
-    from {{ cookiecutter.package_name }} import objective_trajectories as trajectories
+    from {{ cookiecutter.package_name }}.report import figures
+    from {{ cookiecutter.package_name }}.report import objective_trajectories as trajectories
 
     fit("objective_zigzag.yaml")
     fit("objective_zigzag.yaml", "--optimizer", "momentum", "--optimizer.lr", "1.0", "--optimizer.momentum", "0.7")

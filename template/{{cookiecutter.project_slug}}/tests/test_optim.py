@@ -10,19 +10,22 @@ import torch
 from conftest import CONFIGS, fails_with
 from torch import nn
 
+from {{ cookiecutter.package_name }}.config_errors import ConfigError
 from {{ cookiecutter.package_name }}.data import DeviceBatches, split_indices
 from {{ cookiecutter.package_name }}.module import CourseModule
 from {{ cookiecutter.package_name }}.optim import (
     OPTIMIZERS,
     SCHEDULES,
+    MuonWithAdamW,
+    PreconditionedGD,
+    SGDMomentum,
+    SignSGD,
     check_optimizer,
     hidden_matrices,
     make_optimizer,
     make_schedule,
     param_groups,
 )
-from {{ cookiecutter.package_name }}.optimizers import MuonWithAdamW, PreconditionedGD, SGDMomentum, SignSGD
-from {{ cookiecutter.package_name }}.registry import ConfigError
 
 
 def small_model() -> nn.Module:

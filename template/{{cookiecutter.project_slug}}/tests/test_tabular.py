@@ -10,10 +10,10 @@ import torch
 from conftest import CONFIGS, QUIET, fails_with, run, run_one_batch
 from lightning.pytorch.loggers import CSVLogger
 
-from {{ cookiecutter.package_name }} import figures
+from {{ cookiecutter.package_name }}.config_errors import ConfigError
 from {{ cookiecutter.package_name }}.optim import make_optimizer
 from {{ cookiecutter.package_name }}.problems.tabular import SKLEARN_DATASETS, TabularDataModule, TabularModel, data_loss
-from {{ cookiecutter.package_name }}.registry import ConfigError
+from {{ cookiecutter.package_name }}.report import figures
 
 
 def fit(model, data, epochs: int, logger=False, **trainer_args) -> L.Trainer:

@@ -1,4 +1,4 @@
-"""Tests of the tidy table of runs (src/{{ cookiecutter.package_name }}/runs.py) on real runs: two
+"""Tests of the tidy table of runs (src/{{ cookiecutter.package_name }}/report/runs.py) on real runs: two
 optimizers x two seeds of the tabular family's default experiment, trained here in seconds; and
 the README's own-plot example, run as written on them.
 
@@ -17,7 +17,7 @@ import pytest
 from conftest import CONFIGS, QUIET, ROOT, run
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from {{ cookiecutter.package_name }}.runs import load_runs, run_table
+from {{ cookiecutter.package_name }}.report.runs import load_runs, run_table
 
 OPTIMIZERS = {"sgd": 0.3, "adam": 0.05}  # name: learning rate
 SEEDS = [0, 1]

@@ -15,7 +15,7 @@ import yaml
 from conftest import CONFIGS, EXPERIMENTS, PRESETS, QUIET, ROOT, fails_with, needs_gpu, run, steps
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from {{ cookiecutter.package_name }}.cli import fall_back_to_fp16
+from {{ cookiecutter.package_name }}.run.cli import fall_back_to_fp16
 
 
 def scalars(run_dir: str) -> dict[str, list[float]]:

@@ -17,13 +17,13 @@ from conftest import CONFIGS, QUIET, fails_with, run, run_one_batch
 from lightning.pytorch.loggers import CSVLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from {{ cookiecutter.package_name }}.config_errors import ConfigError
 from {{ cookiecutter.package_name }}.image_datasets import DatasetMissing
 from {{ cookiecutter.package_name }}.nets.cnn import SmallCNN
 from {{ cookiecutter.package_name }}.nets.mlp import MLP
 from {{ cookiecutter.package_name }}.nets.resnet import ResNet
 from {{ cookiecutter.package_name }}.optim import make_optimizer
 from {{ cookiecutter.package_name }}.problems.vision import DATASETS, ImageClassifier, VisionDataModule, random_crop_flip
-from {{ cookiecutter.package_name }}.registry import ConfigError
 
 # Fake datasets are just large enough for the validation sizes the configs hold out.
 FAKE_TRAIN_SIZE = {"mnist": 10_050, "fashion_mnist": 10_050, "cifar10": 5 * 1_010}

@@ -1,6 +1,6 @@
 """The metric vocabulary that training and reporting share: which metrics are better higher.
 
-Training (summary.py, the best value of each metric) and the reporting side (figures.py,
+Training (run/summary.py, the best value of each metric) and the reporting side (report/: figures.py,
 compare.py, runs.py) both import this module; it imports nothing of either, so training never
 loads the reporting code.
 

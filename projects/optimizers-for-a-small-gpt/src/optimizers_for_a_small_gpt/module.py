@@ -6,7 +6,7 @@ fails before any data loads, and the learning rate logged as `opt/lr`.
 
 A family module subclasses CourseModule, builds its net in __init__, writes training_step and
 validation_step, and defines `loss(batch)`: the objective on one batch, which the diagnostics
-(callbacks.py: sharpness, gradient noise scale) evaluate. It needs no other hook: switching an
+(run/callbacks.py: sharpness, gradient noise scale) evaluate. It needs no other hook: switching an
 optimizer's train/eval weights (Schedule-Free) and EMA are callbacks. See docs/extending.md.
 
 Metric names are the same in every family, so the comparison and figure tools work for all:
@@ -30,8 +30,8 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from .config_errors import ConfigError
 from .optim import as_factory, check_optimizer, check_schedule, factory_spec, make_optimizer, make_schedule, param_groups
-from .registry import ConfigError
 
 # What --optimizer and --scheduler give the module: a class with its arguments, still to be
 # called on the parameters (and, for a schedule, the optimizer and the run's number of steps).

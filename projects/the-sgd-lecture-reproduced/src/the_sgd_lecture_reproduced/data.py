@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DistributedSampler
 
-from .registry import ConfigError
+from .config_errors import ConfigError
 
 
 class DeviceBatches:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
+from .config_errors import ConfigError
 from .data import split_indices
-from .registry import ConfigError
 
 TORCHVISION_NAMES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
 DIGITS_TEST_FRACTION = 0.2  # digits has no official test split: a fixed one is cut off

@@ -15,7 +15,7 @@ In an experiment config (configs/*.yaml) the same choice is a class and its argu
     model:
       init_args:
         optimizer:
-          class_path: torch.optim.SGD     # or Adam, AdamW, conditioning_momentum_and_the_noise_floor.optimizers.SignSGD, ...
+          class_path: torch.optim.SGD     # or Adam, AdamW, conditioning_momentum_and_the_noise_floor.optim.SignSGD, ...
           init_args: {lr: 0.05, momentum: 0.9, nesterov: true, weight_decay: 5.0e-4}
         scheduler:
           class_path: conditioning_momentum_and_the_noise_floor.optim.Cosine
@@ -28,15 +28,16 @@ decay applies to weight matrices and filters, never to biases, norms or embeddin
 layers' weight matrices form a group named "matrices" (Muon trains that group, AdamW the rest).
 
 An optimizer of your own is any torch.optim.Optimizer subclass whose constructor takes the
-parameter groups first and keyword arguments after (see optimizers.py beside this package: SGDMomentum, a worked
+parameter groups first and keyword arguments after (see handwritten.py here: SGDMomentum, a worked
 example). If it evaluates other weights than it trains on (as Schedule-Free does), give it
-`train()` and `eval()` methods: callbacks.OptimizerModes calls them around every validation and
+`train()` and `eval()` methods: run/callbacks.py's OptimizerModes calls them around every validation and
 checkpoint. A schedule of your own subclasses `Schedule`. See docs/extending.md.
 
 This package holds (each name below is importable from it, as `conditioning_momentum_and_the_noise_floor.optim.NAME`):
 - choices.py: the names --optimizer and --scheduler take, and the factories they make;
 - groups.py: the parameter groups (param_groups);
-- schedules.py: the schedules (Schedule and its subclasses).
+- schedules.py: the schedules (Schedule and its subclasses);
+- handwritten.py: the optimizers written out here (SignSGD, MuonWithAdamW, SGDMomentum, PreconditionedGD).
 """
 
 from .choices import (
@@ -56,6 +57,7 @@ from .choices import (
     schedule_spec,
 )
 from .groups import NO_DECAY_LAYERS, hidden_matrices, named_trainable, param_groups
+from .handwritten import MuonWithAdamW, PreconditionedGD, SGDMomentum, SignSGD
 from .schedules import (
     SCHEDULE_SETTINGS,
     SCHEDULES,
@@ -74,9 +76,10 @@ from .schedules import (
 )
 
 __all__ = [
-    "IMPLEMENTATION_SWITCHES", "NO_DECAY_LAYERS", "OPTIMIZERS", "SCHEDULES", "SCHEDULE_SETTINGS", "WSD", "Constant",
-    "Cosine", "Exponential", "InverseTime", "Linear", "OneCycle", "Schedule", "StepDecay", "WarmupCosine",
-    "arguments_of", "as_factory", "check_optimizer", "check_schedule", "describe_choices", "factory_class",
-    "factory_spec", "hidden_matrices", "import_class", "linear_decay", "make_optimizer", "make_schedule",
-    "named_trainable", "needs_length", "optimizer_spec", "param_groups", "schedule_spec",
+    "Constant", "Cosine", "Exponential", "IMPLEMENTATION_SWITCHES", "InverseTime", "Linear", "MuonWithAdamW",
+    "NO_DECAY_LAYERS", "OPTIMIZERS", "OneCycle", "PreconditionedGD", "SCHEDULES", "SCHEDULE_SETTINGS",
+    "SGDMomentum", "Schedule", "SignSGD", "StepDecay", "WSD", "WarmupCosine", "arguments_of", "as_factory",
+    "check_optimizer", "check_schedule", "describe_choices", "factory_class", "factory_spec", "hidden_matrices",
+    "import_class", "linear_decay", "make_optimizer", "make_schedule", "named_trainable", "needs_length",
+    "optimizer_spec", "param_groups", "schedule_spec",
 ]

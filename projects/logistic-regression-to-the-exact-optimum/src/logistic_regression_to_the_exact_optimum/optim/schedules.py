@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from ..registry import ConfigError
+from ..config_errors import ConfigError
 
 # Schedules. Each multiplies the optimizer's learning rate by factor(step), where step counts
 # optimizer steps from 0 and total_steps is the run's length as the Trainer computes it.

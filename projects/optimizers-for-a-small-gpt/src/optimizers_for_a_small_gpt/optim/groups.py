@@ -10,7 +10,7 @@ import fnmatch
 
 from torch import nn
 
-from ..registry import ConfigError
+from ..config_errors import ConfigError
 
 # Parameters of these layers never get weight decay: shrinking a norm's gain or an embedding
 # towards zero is not the regularisation weight decay is meant to be.

@@ -31,10 +31,10 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
+from ..config_errors import ConfigError, check_arguments
 from ..data import DeviceBatches, SeededDraws, check_whole_numbers, data_device, device_batches, read_utf8
 from ..module import CourseModule, OptimizerFactory, ScheduleFactory
 from ..nets.gpt import GPT
-from ..registry import ConfigError, check_arguments
 
 # Downloadable texts known by name: where they come from and their SHA-256.
 CORPORA = {
@@ -201,7 +201,7 @@ def consecutive_windows(tokens: torch.Tensor, block_size: int) -> tuple[torch.Te
 class TextDataModule(L.LightningDataModule):
     """A text as one token tensor on the device; random training windows, fixed held-out ones."""
 
-    # What the shared code of a run learns of this data (see families.py):
+    # What the shared code of a run learns of this data (see run/families.py):
     model_links = ("tokenizer", "block_size")  # handed to the model's arguments of these names
     resume_may_change = {"data_dir", "eval_batch_size"}  # a resume may change these
 

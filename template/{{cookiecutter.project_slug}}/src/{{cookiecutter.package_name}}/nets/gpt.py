@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..registry import ConfigError
+from ..config_errors import ConfigError
 
 
 class CausalSelfAttention(nn.Module):

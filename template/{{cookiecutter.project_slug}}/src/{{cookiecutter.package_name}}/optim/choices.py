@@ -11,7 +11,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from ..registry import ConfigError
+from ..config_errors import ConfigError
 from .schedules import SCHEDULES
 
 # name: (class, starting values used when the command line names the optimizer). The starting
@@ -31,16 +31,16 @@ OPTIMIZERS = {
     "nadam": ("torch.optim.NAdam", {"lr": 1e-3}),
     "radam": ("torch.optim.RAdam", {"lr": 1e-3}),
     "adafactor": ("torch.optim.Adafactor", {"lr": 1e-2}),
-    "signsgd": ("{{ cookiecutter.package_name }}.optimizers.SignSGD", {"lr": 1e-3}),  # momentum > 0: Signum
-    "muon": ("{{ cookiecutter.package_name }}.optimizers.MuonWithAdamW", {"lr": 0.02, "adamw_lr": 3e-3}),
+    "signsgd": ("{{ cookiecutter.package_name }}.optim.SignSGD", {"lr": 1e-3}),  # momentum > 0: Signum
+    "muon": ("{{ cookiecutter.package_name }}.optim.MuonWithAdamW", {"lr": 0.02, "adamw_lr": 3e-3}),
     "schedulefree_sgd": ("schedulefree.SGDScheduleFree", {"lr": 0.5}),  # use --scheduler constant
     "schedulefree_adamw": ("schedulefree.AdamWScheduleFree", {"lr": 2.5e-3}),
-    "sgd_momentum": ("{{ cookiecutter.package_name }}.optimizers.SGDMomentum", {"lr": 0.05}),  # written out by hand
-    # x <- x - lr * P g (see optimizers.py), P chosen by --optimizer.preconditioner: diagonal
+    "sgd_momentum": ("{{ cookiecutter.package_name }}.optim.SGDMomentum", {"lr": 0.05}),  # written out by hand
+    # x <- x - lr * P g (see handwritten.py), P chosen by --optimizer.preconditioner: diagonal
     # (Jacobi, diag(H)^-1), newton ((H + damping I)^-1, lr 1: the full step), identity, adagrad or rmsprop
-    "preconditioned": ("{{ cookiecutter.package_name }}.optimizers.PreconditionedGD",
+    "preconditioned": ("{{ cookiecutter.package_name }}.optim.PreconditionedGD",
                        {"lr": 1.0, "preconditioner": "diagonal"}),
-    "newton": ("{{ cookiecutter.package_name }}.optimizers.PreconditionedGD",
+    "newton": ("{{ cookiecutter.package_name }}.optim.PreconditionedGD",
                {"lr": 1.0, "preconditioner": "newton"}),
 }
 

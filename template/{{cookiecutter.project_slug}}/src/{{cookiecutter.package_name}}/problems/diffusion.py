@@ -28,11 +28,11 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from ..config_errors import ConfigError, check_arguments, lookup
 from ..data import DeviceBatches, check_holdout, check_whole_numbers, data_device, device_batches, split_indices
 from ..image_datasets import TORCHVISION_NAMES, load_images
 from ..module import CourseModule, OptimizerFactory, ScheduleFactory
 from ..nets.unet import UNet
-from ..registry import ConfigError, check_arguments, lookup
 
 # name: (image shape (channels, height, width), largest pixel value)
 DATASETS = {"digits": ((1, 8, 8), 16), "mnist": ((1, 28, 28), 255), "fashion_mnist": ((1, 28, 28), 255)}
@@ -41,7 +41,7 @@ DATASETS = {"digits": ((1, 8, 8), 16), "mnist": ((1, 28, 28), 255), "fashion_mni
 class ImageDataModule(L.LightningDataModule):
     """Images only (no labels), held on the device, scaled to [-1, 1] after transfer."""
 
-    # What the shared code of a run learns of this data (see families.py):
+    # What the shared code of a run learns of this data (see run/families.py):
     model_links = ("input_shape",)  # handed to the model's arguments of these names
     resume_may_change = {"data_dir", "download", "eval_batch_size"}  # a resume may change these
 

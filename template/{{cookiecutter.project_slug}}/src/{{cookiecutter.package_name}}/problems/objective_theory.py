@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..optimizers import PreconditionedGD
-from ..registry import ConfigError
+from ..config_errors import ConfigError
+from ..optim import PreconditionedGD
 
 # The problems here are objective.py's Problem and Quadratic, typed as nn.Module: objective.py
 # imports this file, and this one imports nothing of it (no import cycle).

@@ -22,13 +22,13 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from ..config_errors import ConfigError, check_arguments, lookup
 from ..data import DeviceBatches, check_holdout, check_whole_numbers, data_device, device_batches, split_indices
 from ..image_datasets import TORCHVISION_NAMES, load_images
 from ..module import CourseModule, OptimizerFactory, ScheduleFactory
 from ..nets.cnn import SmallCNN
 from ..nets.mlp import MLP
 from ..nets.resnet import ResNet
-from ..registry import ConfigError, check_arguments, lookup
 
 # name: (input shape (channels, height, width), number of classes)
 DATASETS = {
@@ -63,7 +63,7 @@ def random_crop_flip(images: torch.Tensor, padding: int, flip: bool) -> torch.Te
 class VisionDataModule(L.LightningDataModule):
     """Train, validation and test splits of a small image dataset, held on the device."""
 
-    # What the shared code of a run learns of this data (see families.py):
+    # What the shared code of a run learns of this data (see run/families.py):
     model_links = ("input_shape", "num_classes")  # handed to the model's arguments of these names
     resume_may_change = {"data_dir", "download", "eval_batch_size", "test_every_epoch"}  # a resume may change these
 
