@@ -17,7 +17,7 @@ import gc
 import sys
 from pathlib import Path
 
-from conditioning_momentum_and_the_noise_floor.run.flags import exit_on_unknown_names  # (imports torch)
+from conditioning_momentum_and_the_noise_floor.run.flags import expand_or_exit  # (imports torch)
 
 # Python's last garbage collection, as a command ends, looks at every object still alive: half a
 # second for torch's. Frozen objects are left out of it (gc.freeze). Only torch's, not
@@ -29,7 +29,7 @@ DEFAULT_CONFIG = Path(__file__).parent / "configs" / "objective.yaml"
 
 
 if __name__ == "__main__":
-    exit_on_unknown_names(sys.argv[1:])  # a misspelt optimizer or schedule ends here, before Lightning loads
+    expanded = expand_or_exit(sys.argv[1:])  # a misspelt optimizer or schedule ends here, before Lightning loads
     from conditioning_momentum_and_the_noise_floor.run.cli import main
 
-    main(default_config=DEFAULT_CONFIG)
+    main(default_config=DEFAULT_CONFIG, expanded=expanded)

@@ -115,20 +115,14 @@ def test_smoothing_shifts_theory_lines_as_it_shifts_the_measured_curve():
     np.testing.assert_allclose(expected.get_ydata(), figures.smoothed(series.values, 0.9))  # not the raw values
 
 
-def test_samples_axis_counts_a_full_batch_step_as_the_whole_training_set():
-    def run(name: str, **data) -> figures.Run:
-        config = {f"data.init_args.{key}": value for key, value in data.items()} | {"trainer.devices": 1}
-        return figures.Run(Path("runs/gd_vs_sgd") / name, config, {"val/loss": series(1.0)})
+def test_samples_axis_counts_every_sample_of_a_step():
+    def run(name: str, **config) -> figures.Run:
+        return figures.Run(Path("runs/sizes") / name, config, {"val/loss": series(1.0)})
 
-    sgd = run("sgd", batch_size=16)
-    gd = run("gd", batch_size=16, full_batch=True, source="synthetic", n_samples=500)
-    gd_unknown = run("gd_cancer", batch_size=16, full_batch=True, source="breast_cancer")
-    assert figures.batch_size_of(sgd) == 16  # SGD: the mini-batch
-    assert figures.batch_size_of(gd) == 500  # gradient descent on generated data: all n_samples, whatever batch_size says
-    assert figures.batch_size_of(gd_unknown) is None  # a dataset whose size the config does not give: no axis, not a wrong one
-    notes = []
-    figure = figures.plot_metrics(figures.group_runs([sgd, gd, gd_unknown]), ["val/loss"], x="samples", notes=notes)
-    lines = {line.get_label().split(" ")[0]: line.get_xdata() for line in figure.axes[0].get_lines()}
-    assert len(lines) == 2 and max(max(xs) for xs in lines.values()) == pytest.approx(190 * 500)
-    assert any("no samples axis for" in note and "left out" in note for note in notes)
+    assert figures.batch_size_of(run("one", **{"data.init_args.batch_size": 16})) == 16
+    # Each device, node and accumulated batch adds its samples to a step.
+    assert figures.batch_size_of(run("many", **{"data.init_args.batch_size": 16, "trainer.devices": 2,
+                                                 "trainer.num_nodes": 2, "trainer.accumulate_grad_batches": 3})) == 192
+    assert figures.batch_size_of(run("model", **{"model.init_args.batch_size": 8})) == 8  # a model that draws its own
+    assert figures.batch_size_of(run("none", **{"trainer.devices": 1})) is None  # no size given: no axis, not a wrong one
 

@@ -5,6 +5,7 @@ import csv
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from conftest import CONFIGS, QUIET, fails_with, run, run_one_batch
@@ -254,3 +255,24 @@ def test_a_validation_is_read_at_the_steps_taken_before_it(in_tmp):
     assert list(read.scalars["test/loss"].steps) == [1, 2, 3]  # test_every_epoch: tested with each validation
     assert list(read.scalars["train/loss"].steps) == [1]  # the loss of the weights after 1 step (every 2nd step logs)
     assert list(figures.x_values(read, read.scalars["val/loss"], "epoch")) == [1, 2, 3]
+
+
+def test_samples_axis_counts_a_full_batch_step_as_the_whole_training_set():
+    def run(name: str, **data) -> figures.Run:
+        config = {f"data.init_args.{key}": value for key, value in data.items()} | {"trainer.devices": 1}
+        config["data.class_path"] = "logistic_regression_to_the_exact_optimum.problems.tabular.TabularDataModule"  # it declares the size
+        steps = np.arange(0, 200, 10, dtype=float)
+        return figures.Run(Path("runs/gd_vs_sgd") / name, config,
+                           {"val/loss": figures.Series(steps=steps, times=100.0 + steps, values=np.ones_like(steps))})
+
+    sgd = run("sgd", batch_size=16)
+    gd = run("gd", batch_size=16, full_batch=True, source="synthetic", n_samples=500)
+    gd_unknown = run("gd_cancer", batch_size=16, full_batch=True, source="breast_cancer")
+    assert figures.batch_size_of(sgd) == 16  # SGD: the mini-batch
+    assert figures.batch_size_of(gd) == 500  # gradient descent on generated data: all n_samples, whatever batch_size says
+    assert figures.batch_size_of(gd_unknown) is None  # a dataset whose size the config does not give: no axis, not a wrong one
+    notes = []
+    figure = figures.plot_metrics(figures.group_runs([sgd, gd, gd_unknown]), ["val/loss"], x="samples", notes=notes)
+    lines = {line.get_label().split(" ")[0]: line.get_xdata() for line in figure.axes[0].get_lines()}
+    assert len(lines) == 2 and max(max(xs) for xs in lines.values()) == pytest.approx(190 * 500)
+    assert any("no samples axis for" in note and "left out" in note for note in notes)

@@ -287,11 +287,13 @@ CLI_SETTINGS = {
 }
 
 
-def main(args: list[str] | None = None, default_config: str | Path | None = None) -> CourseCLI | None:
+def main(args: list[str] | None = None, default_config: str | Path | None = None,
+         expanded: list[str] | None = None) -> CourseCLI | None:
     """Run the command line on `args` (default: sys.argv), as train.py does.
 
     `default_config` is read first when no --config names an experiment, so that
     `train.py fit` and `train.py fit --config configs/trainer/gpu.yaml` run the default one.
+    `expanded`: `args` already through flags.expand_choices (train.py's early check made it).
     """
     given = sys.argv[1:] if args is None else list(args)
     parser_kwargs = {name: {"epilog": describe_choices(), "formatter_class": HelpFormatter} for name in SUBCOMMANDS}
@@ -301,7 +303,7 @@ def main(args: list[str] | None = None, default_config: str | Path | None = None
         for name in SUBCOMMANDS:
             parser_kwargs[name]["default_config_files"] = [str(default_config)]
     try:
-        expanded = expand_choices(given)
+        expanded = expand_choices(given) if expanded is None else expanded
         if args is None:  # the real command line: DDP re-launches sys.argv, so it gets the rewritten flags
             sys.argv[1:] = expanded
         return CourseCLI(args=None if args is None else expanded, default_name=name_from_arguments(given),

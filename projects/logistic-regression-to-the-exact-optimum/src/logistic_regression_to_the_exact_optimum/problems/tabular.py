@@ -55,6 +55,14 @@ class TabularDataModule(L.LightningDataModule):
     resume_may_change = {"test_every_epoch"}  # a resume may change these
 
     @staticmethod
+    def samples_per_step(settings: dict) -> int | None:
+        """Training samples in one step (of one device): the whole training set with full_batch,
+        whose size is known in advance for synthetic data only (None otherwise), else batch_size."""
+        if settings.get("full_batch"):
+            return settings.get("n_samples") if settings.get("source") == "synthetic" else None
+        return settings.get("batch_size")
+
+    @staticmethod
     def data_file(settings: dict) -> str | None:
         """The CSV file a run reads, which names its folder (runs/tabular_<file name>/); None for
         the named datasets, which keep the config's name."""

@@ -26,13 +26,17 @@ X_AXES = {
 def batch_size_of(run: Run) -> float | None:
     """Samples per optimizer step, from the run's config: batch size x devices x nodes x accumulation.
 
-    A full-batch run (tabular data with full_batch: true) steps on its whole training set, whatever
-    its batch_size says: that is n_samples for generated data; for other data the config does not
-    say how many, and None is returned (the run has no samples axis) rather than a wrong count.
+    The batch size is what the run's data class declares (`samples_per_step`, a function of its
+    settings: see run/families.py), else its `batch_size` setting (the data's, else the model's).
+    None when it is not known (a full-batch run on data whose size the config does not give): the
+    run then has no samples axis rather than a wrong one.
     """
-    if run.config.get("data.init_args.full_batch") is True:
-        synthetic = run.config.get("data.init_args.source") == "synthetic"
-        size = run.config.get("data.init_args.n_samples") if synthetic else None
+    from ..run.families import declared  # (imports the data's class, and so Lightning, only here)
+
+    rule = declared(run.config.get("data.class_path"), "samples_per_step", None)
+    if rule is not None:
+        size = rule({key.removeprefix("data.init_args."): value for key, value in run.config.items()
+                     if key.startswith("data.init_args.")})
     else:
         keys = ("data.init_args.batch_size", "data.batch_size", "model.init_args.batch_size")
         size = next((run.config[key] for key in keys if isinstance(run.config.get(key), int)), None)

@@ -2,13 +2,16 @@
 
 A family is one file, problems/<family>.py (its helpers: problems/<family>_<what>.py), holding
 its DataModule and its LightningModule. Its DataModule declares, as class attributes, what
-train.py's command line and resume need to know of it; none of them is required:
+train.py's command line, resume and the figures need to know of it; none of them is required:
 
     class MyDataModule(L.LightningDataModule):
         model_links = ("num_classes",)        # properties handed to the model's argument of the same name
         resume_may_change = {"data_dir"}      # settings a resume may change: training stays the same
         data_file = None                      # or a function of the data's settings that gives the file of
                                               # the team's own that a run reads (it names the run's folder)
+        samples_per_step = None               # or a function of the data's settings that gives the training
+                                              # samples in one step (the figures' samples axis), when that
+                                              # is not the `batch_size` setting; None from it: not known
 
 Nothing outside problems/ names a family or one of its settings, so a team adds a family by
 adding its file (see docs/extending.md), without editing this one.
