@@ -75,7 +75,7 @@ def test_each_family_bakes_a_project_that_passes_its_own_tests(family, tmp_path)
     assert {path.stem.split("_")[0] for path in project.glob("configs/sweeps/*.yaml")} <= expected
     package = next(project.glob("src/*/problems")).parent
     for module, users in {"fista": {"objective", "tabular"}, "image_datasets": {"vision", "diffusion"},
-                          "objective_trajectories": {"objective"}}.items():  # code a family uses leaves with it
+                          "report/objective_trajectories": {"objective"}}.items():  # code a family uses leaves with it
         assert (package / f"{module}.py").exists() == bool(users & expected), module
     lint = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=project, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout[-4000:]  # the project's own CI runs this too

@@ -82,6 +82,9 @@ def test_the_worked_example_optimizer_trains_from_the_command_line(in_tmp):
         (["--optimizer", "adam", "--optimizer.momentum", "0.9"], "Adam does not take 'momentum'; it takes: lr=0.001, betas"),
         (["--data", "lightning.LightningDataModule", "--data.init_args.batch_size", "8"],
          "LightningDataModule does not take 'batch_size'; it takes no arguments"),
+        # a family whose model makes its own batches (as the objective family's does): the hint names the model's
+        (["--data", "lightning.LightningDataModule", "--data.batch_size", "8"],
+         "its model makes its own batches, so try --model.init_args.batch_size"),
         # class paths from before the template's code moved into folders (a config or run of an earlier version)
         (["--optimizer", "conditioning_momentum_and_the_noise_floor.optimizers.SignSGD"],
          "conditioning_momentum_and_the_noise_floor.optimizers is now conditioning_momentum_and_the_noise_floor.optim"),
@@ -165,8 +168,12 @@ def test_the_end_of_fit_table_equals_the_event_files(in_tmp, capsys):
     for name, best, final in rows:
         values = [event.value for event in events.Scalars(name)]
         higher_is_better = name.endswith(("acc", "auroc"))  # (the tabular family logs val/auroc)
+        assert higher_is_better == (name.split("/")[-1] in cli.model.metrics_higher_is_better)  # as its family declares
         assert float(final) == pytest.approx(values[-1], rel=1e-3)
         assert float(best) == pytest.approx(max(values) if higher_is_better else min(values), rel=1e-3)
+    from conditioning_momentum_and_the_noise_floor.report.runs import declared_higher_is_better
+
+    assert declared_higher_is_better(Path(cli.trainer.log_dir)) == cli.model.metrics_higher_is_better  # for the reports
 
 
 def test_accuracies_and_areas_under_the_curve_are_better_higher():
@@ -174,6 +181,8 @@ def test_accuracies_and_areas_under_the_curve_are_better_higher():
 
     assert all(map(higher_is_better, ["val/acc", "test/auroc", "val/auc", "val/f1", "val/r2"]))
     assert not any(map(higher_is_better, ["val/loss", "val/dist_to_opt", "val/bits_per_byte", "train/excess_loss"]))
+    # A family declares its own: those it names are better higher, every other metric lower.
+    assert higher_is_better("val/reward", ("reward",)) and not higher_is_better("val/acc", ())
 
 
 def test_hparams_tab_shows_the_settings_and_results_not_internals(in_tmp):

@@ -126,3 +126,23 @@ def test_samples_axis_counts_every_sample_of_a_step():
     assert figures.batch_size_of(run("model", **{"model.init_args.batch_size": 8})) == 8  # a model that draws its own
     assert figures.batch_size_of(run("none", **{"trainer.devices": 1})) is None  # no size given: no axis, not a wrong one
 
+
+
+def test_the_best_value_follows_what_the_runs_module_declared(tmp_path):
+    from conditioning_momentum_and_the_noise_floor.report.runs import read_run, run_results, tidy_frame
+
+    for name, declared in [("declared", "metrics_higher_is_better:\n- loss\n"), ("unrecorded", ""), ("usual", "")]:
+        folder = tmp_path / "runs" / "direction" / name
+        folder.mkdir(parents=True)
+        # Lightning's hparams.yaml holds Python-only values too (!!python/tuple), which must not stop the reading.
+        (folder / "hparams.yaml").write_text(f"input_shape: !!python/tuple\n- 1\n- 8\n{declared}")
+        if name == "usual":
+            (folder / "hparams.yaml").unlink()
+    runs = [read_run(folder) for folder in sorted((tmp_path / "runs" / "direction").iterdir())]
+    assert [run.higher_is_better for run in runs] == [("loss",), None, None]
+    for run in runs:
+        run.scalars = {"val/loss": series(np.linspace(3, 1, len(STEPS))), "val/acc": series(np.linspace(0.1, 0.9, len(STEPS)))}
+    best = run_results(tidy_frame(runs))["best"]
+    declared, unrecorded = (run.path.as_posix() for run in runs[:2])
+    assert best[(declared, "val/loss")] == 3.0 and best[(declared, "val/acc")] == pytest.approx(0.1)  # as declared
+    assert best[(unrecorded, "val/loss")] == 1.0 and best[(unrecorded, "val/acc")] == pytest.approx(0.9)  # the usual names

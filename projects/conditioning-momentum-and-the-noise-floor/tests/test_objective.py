@@ -137,6 +137,8 @@ def test_bad_problems_are_explained():
         ObjectiveModule("quadratc")
     with pytest.raises(ConfigError, match="set batch_size to a number"):
         ObjectiveModule("noisy_quadratic")
+    with pytest.raises(ConfigError, match=r"batch_size must be a number of samples per step >= 1 .*got -3"):
+        ObjectiveModule("least_squares", batch_size=-3)
     with pytest.raises(ConfigError, match="cannot import function"):
         ObjectiveModule("function", {"function": "no_such_module.f"})
     with pytest.raises(ConfigError, match="'dimension'"):

@@ -42,6 +42,11 @@ ScheduleFactory = Callable[[Optimizer, int], LRScheduler]
 class CourseModule(L.LightningModule):
     """Subclass it, build your model in __init__ and write training_step / validation_step."""
 
+    # The metrics this module logs that are better higher, by the last part of their tag ("acc" for
+    # val/acc and test/acc); every other metric is best at its minimum. None: the usual names
+    # (acc, auroc, f1, r2, ..., see metrics.py). The end-of-run table, figures and compare read it.
+    metrics_higher_is_better: tuple[str, ...] | None = None
+
     def __init__(
         self,
         optimizer: OptimizerFactory | None = None,  # None: Adam at lr 1e-3; in Python also {class_path, init_args}

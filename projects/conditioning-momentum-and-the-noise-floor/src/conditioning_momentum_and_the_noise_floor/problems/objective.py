@@ -99,6 +99,8 @@ class Samples(SeededDraws):
 class ObjectiveModule(CourseModule):
     """Minimizes a problem from PROBLEMS over its variable, the module's only parameter `x`."""
 
+    metrics_higher_is_better = ()  # the objective, suboptimality and distances: all best at their minimum
+
     def __init__(
         self,
         problem: str = "quadratic",  # a name in PROBLEMS: quadratic, noisy_quadratic, rosenbrock, least_squares, ...
@@ -116,6 +118,9 @@ class ObjectiveModule(CourseModule):
         problem_class = lookup(PROBLEMS, problem, "problem")
         check_arguments(problem_class, problem_args or {}, f"problem {problem!r}")
         self.problem = problem_class(**(problem_args or {}))
+        if batch_size is not None and batch_size < 1:
+            raise ConfigError(f"batch_size must be a number of samples per step >= 1 (or null: every row, gradient descent), "
+                              f"got {batch_size}")
         if self.problem.sampling == "noise" and batch_size is None:
             raise ConfigError(f"problem {problem!r} draws fresh noise every step: set batch_size to a number")
         if steps_per_epoch < 1:

@@ -237,6 +237,8 @@ NETS = ("linear", "mlp")
 class TabularModel(CourseModule):
     """A linear model or an MLP trained on mean loss + l2/2 ||w||^2 + l1 ||w||_1."""
 
+    metrics_higher_is_better = ("acc", "auroc", "r2")  # loss, mse and dist_to_opt: best at their minimum
+
     def __init__(
         self,
         loss: str = "logistic",  # squared (regression), logistic (binary or multinomial) or hinge (linear SVM)

@@ -75,7 +75,7 @@ from .comparison import (
 from .comparison import optimizer_name as optimizer_name
 from .comparison import resolve as resolve
 from .groups import Group, short_number
-from .runs import Run, find_runs, is_fast_dev_run
+from .runs import Run, declared_higher_is_better, find_runs, is_fast_dev_run
 from .sensitivity import plot_best, plot_sensitivity
 from .style import save, words
 from .tables import embed_table, format_cell, latex, markdown
@@ -180,7 +180,7 @@ def load_options(args: argparse.Namespace, notes: list[str]) -> Options:
             notes.append(f"metric: {metric} (the runs' checkpoint.monitor; choose another with --metric)")
         if mode is None:
             mode = monitor[1] if monitor and monitor[0] == metric else (
-                "max" if higher_is_better(metric) else "min")
+                "max" if higher_is_better(metric, declared_in(folder)) else "min")
     target = args.target if args.target is not None else sweep.get("target")
     by = str(args.by or sweep.get("compare") or "optimizer")
     return Options(name=name, folder=folder, final=final, metric=str(metric), mode=str(mode),
@@ -210,6 +210,11 @@ def monitored(folder: Path) -> tuple[str, str] | None:
         if checkpoint.get("monitor"):
             return str(checkpoint["monitor"]), str(checkpoint.get("mode") or "min")
     return None
+
+
+def declared_in(folder: Path) -> tuple[str, ...] | None:
+    """The metrics that the first run under `folder` declared better higher (see metrics.py)."""
+    return next((declared_higher_is_better(path.parent) for path in sorted(folder.rglob("hparams.yaml"))), None)
 
 
 def read_folder(folder: Path, notes: list[str]) -> list[Run]:

@@ -120,6 +120,8 @@ def noise_schedule(name: str, steps: int) -> torch.Tensor:
 class Diffusion(CourseModule):
     """A U-Net trained to predict noise; samples with DDPM or DDIM; logs sample grids."""
 
+    metrics_higher_is_better = ()  # its only metric, the noise-prediction loss, is best at its minimum
+
     def __init__(
         self,
         net_args: dict[str, Any] | None = None,  # U-Net sizes, e.g. {channels: [32, 64]} (nets/unet.py)

@@ -322,6 +322,8 @@ class TextDataModule(L.LightningDataModule):
 class LanguageModel(CourseModule):
     """A GPT trained with next-token cross-entropy; logs loss, perplexity, bits per byte, samples."""
 
+    metrics_higher_is_better = ()  # loss, perplexity and bits per byte: all best at their minimum
+
     def __init__(
         self,
         net_args: dict[str, Any] | None = None,  # GPT sizes, e.g. {n_layer: 6, n_head: 6, n_embd: 384} (nets/gpt.py)

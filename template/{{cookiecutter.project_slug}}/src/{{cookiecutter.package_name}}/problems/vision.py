@@ -153,6 +153,8 @@ class VisionDataModule(L.LightningDataModule):
 class ImageClassifier(CourseModule):
     """A network from NETS trained with cross-entropy; logs loss and accuracy."""
 
+    metrics_higher_is_better = ("acc",)  # accuracy; the loss is best at its minimum
+
     def __init__(
         self,
         net: str = "mlp",  # mlp, cnn or resnet (see src/<package>/nets/)

@@ -38,11 +38,13 @@ class Series:
 
 @dataclass
 class Run:
-    """One run folder: its flattened config.yaml and every scalar it logged."""
+    """One run folder: its flattened config.yaml, every scalar it logged, and the metrics its
+    module declared better higher (None if it recorded none: see metrics.py)."""
 
     path: Path
     config: dict[str, object]
     scalars: dict[str, Series]
+    higher_is_better: tuple[str, ...] | None = None
 
     @property
     def name(self) -> str:
@@ -99,11 +101,30 @@ def read_scalars(run_dir: Path) -> dict[str, Series]:
     return scalars
 
 
+class HparamsLoader(yaml.SafeLoader):
+    """Reads Lightning's hparams.yaml, whose Python-specific values (!!python/tuple, ...) become None."""
+
+
+HparamsLoader.add_multi_constructor("tag:yaml.org,2002:python/", lambda loader, suffix, node: None)
+
+
+def declared_higher_is_better(folder: Path) -> tuple[str, ...] | None:
+    """The metrics the run's module declared better higher (metrics_higher_is_better, which
+    training records in hparams.yaml); None for a run that recorded none (see metrics.py)."""
+    path = folder / "hparams.yaml"
+    try:
+        declared = (yaml.load(path.read_text(), Loader=HparamsLoader) or {}).get("metrics_higher_is_better")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    return tuple(declared) if isinstance(declared, list) else None
+
+
 def read_run(folder: Path) -> Run:
-    """A run folder's config.yaml (flattened; empty if it has none) and its scalars."""
+    """A run folder's config.yaml (flattened; empty if it has none), its scalars, and what its
+    module declared better higher."""
     config_file = folder / "config.yaml"
     config = flatten(yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
-    return Run(path=folder, config=config, scalars=read_scalars(folder))
+    return Run(path=folder, config=config, scalars=read_scalars(folder), higher_is_better=declared_higher_is_better(folder))
 
 
 def version_number(folder: Path) -> int:
@@ -212,7 +233,8 @@ def hashable(value: object) -> object:
 
 def tidy_frame(runs: list[Run]) -> pd.DataFrame:
     """One row per run, scalar tag and step: run (its folder), experiment, every config key
-    (dotted, as in `model.init_args.optimizer.init_args.lr`), tag, step, value and wall_time."""
+    (dotted, as in `model.init_args.optimizer.init_args.lr`), tag, step, value and wall_time; and,
+    where runs recorded it, metrics_higher_is_better (what their module declared, see metrics.py)."""
     parts = []
     for run in runs:
         scalars = pd.concat([pd.DataFrame({"tag": tag, "step": series.steps.astype(np.int64), "value": series.values,
@@ -220,6 +242,8 @@ def tidy_frame(runs: list[Run]) -> pd.DataFrame:
                             or [pd.DataFrame(columns=SCALAR_COLUMNS)], ignore_index=True)
         about = {"run": run.path.as_posix(), "experiment": run.experiment}
         about |= {key: hashable(value) for key, value in run.config.items() if key not in about and key not in SCALAR_COLUMNS}
+        if run.higher_is_better is not None:  # what run_results takes for the best value
+            about["metrics_higher_is_better"] = run.higher_is_better
         parts.append(pd.DataFrame([about]).merge(scalars, how="cross"))
     if not parts:
         return pd.DataFrame(columns=["run", "experiment", *SCALAR_COLUMNS])
@@ -236,14 +260,22 @@ def load_runs(*selectors: str | Path, root: Path | str = Path("runs"), exclude: 
     return tidy_frame(select_runs([str(selector) for selector in selectors] or [str(root)], root, exclude, keep_all))
 
 
+def none_if_missing(value: object) -> object:
+    """A frame's cell, None where it is missing (a run without that column's value)."""
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+
 def run_results(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per run and tag (the index): its `final` value (at the last step) and its `best`
-    (the highest for accuracies and the like, see metrics.py, the lowest for the rest)."""
+    (the highest for the metrics the run's module declared better higher, or, where it recorded
+    none, for accuracies and the like, see metrics.py; the lowest for the rest)."""
     ordered = frame.sort_values(["run", "tag", "step"], kind="stable")
     final = ordered.drop_duplicates(["run", "tag"], keep="last").set_index(["run", "tag"])["value"]
     values = ordered.groupby(["run", "tag"], sort=False)["value"]
     highest, lowest = values.max(), values.min()
-    higher = np.array([higher_is_better(tag) for tag in highest.index.get_level_values("tag")], dtype=bool)
+    declared = (ordered.drop_duplicates("run").set_index("run")["metrics_higher_is_better"]
+                if "metrics_higher_is_better" in ordered else pd.Series(dtype=object))
+    higher = np.array([higher_is_better(tag, none_if_missing(declared.get(run))) for run, tag in highest.index], dtype=bool)
     best = pd.Series(np.where(higher, highest, lowest), index=highest.index)
     return pd.DataFrame({"final": final, "best": best}).reindex(final.index)
 

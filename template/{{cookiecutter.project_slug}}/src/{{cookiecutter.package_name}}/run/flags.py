@@ -144,9 +144,10 @@ def first_line(message: str) -> str:
     unknown = unknown or re.search(r"class_path '([\w.]+)':\s*Option '(\w+)' is not accepted", message)
     if unknown:
         class_path, option = sorted(unknown.groups(), key=lambda part: "." not in part)
-        accepted = arguments_of(class_path)
-        return f"{class_path.rsplit('.', 1)[-1]} does not take {option!r}; " + (
-            f"it takes: {accepted}" if accepted else "it takes no arguments")
+        accepted, name = arguments_of(class_path), class_path.rsplit(".", 1)[-1]
+        hint = (f" (this experiment has no data module: its model makes its own batches, "
+                f"so try --model.init_args.{option})") if name == "LightningDataModule" else ""
+        return f"{name} does not take {option!r}; " + (f"it takes: {accepted}" if accepted else "it takes no arguments") + hint
     key = ".".join(re.findall(r'Parser key "([\w.]+)"', message))
     reasons = [line for line in message.splitlines() if line.strip().startswith("- ") and "NoneType" not in line]
     reason = max(reasons, key=lambda line: len(line) - len(line.lstrip()), default="").strip(" -")

@@ -26,11 +26,12 @@ from ..optim import IMPLEMENTATION_SWITCHES, import_class
 from .callbacks import Diverged
 
 
-def is_better(metric: str, new: float, old: float) -> bool:
-    """Whether `new` beats `old` for this metric (accuracies: higher; losses and the rest: lower)."""
+def is_better(metric: str, new: float, old: float, declared: tuple[str, ...] | None = None) -> bool:
+    """Whether `new` beats `old` for this metric: higher for the metrics the module declares better
+    higher (`declared`, see metrics.py), lower for losses and the rest."""
     if math.isnan(old):
         return not math.isnan(new)
-    return new > old if higher_is_better(metric) else new < old
+    return new > old if higher_is_better(metric, declared) else new < old
 
 
 def metrics_table(best: dict[str, float], final: dict[str, float]) -> list[str]:
@@ -61,6 +62,9 @@ class RunSummary(Callback):
 
     def on_fit_start(self, trainer, pl_module):
         self.started = time.perf_counter()
+        declared = getattr(pl_module, "metrics_higher_is_better", None)
+        if declared is not None and trainer.logger is not None:  # hparams.yaml keeps it: the reports read it there
+            trainer.logger.log_hyperparams({"metrics_higher_is_better": list(declared)})
 
     def on_validation_end(self, trainer, pl_module):
         if trainer.sanity_checking or trainer.state.fn != "fit":
@@ -69,7 +73,7 @@ class RunSummary(Callback):
             if name.startswith("val/"):
                 value = float(value)  # one synchronisation per validation, not per step
                 self.final[name] = value
-                if is_better(name, value, self.best.get(name, math.nan)):
+                if is_better(name, value, self.best.get(name, math.nan), getattr(pl_module, "metrics_higher_is_better", None)):
                     self.best[name] = value
         if not self.layout_written:  # now the metric names are known
             self.write_layout(trainer)
