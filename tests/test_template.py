@@ -92,6 +92,7 @@ def test_each_family_bakes_a_project_that_passes_its_own_tests(family, tmp_path)
         ({"package_name": "2fast"}, "package_name=project_2fast"),
         ({"package_name": "my-package"}, "package_name=my_package"),
         ({"package_name": "random"}, "would shadow the module"),
+        ({"package_name": "test"}, "would shadow the module"),  # Python's own test package
         ({"project_slug": "Bad Slug!"}, "project_slug=bad-slug"),
         ({"project_slug": "lightning"}, "project_slug=lightning-project"),
         ({"project_name": "2048"}, "package_name=project_2048"),
@@ -104,6 +105,16 @@ def test_bad_answers_are_rejected_with_a_fix_and_nothing_left(answers, message, 
         bake(tmp_path, **answers)
     assert message in capfd.readouterr().err
     assert not any((tmp_path / "out").iterdir())
+
+
+def test_answers_with_characters_beyond_the_basic_plane_bake(tmp_path):
+    project = bake(tmp_path, project_name="Rocket 🚀 Team", team_members="Ada 🚀 Lovelace, Zoë")
+    assert project.name == "rocket-team"
+    assert "Ada 🚀 Lovelace" in (project / "LICENSE").read_text(encoding="utf-8")
+    assert "Rocket 🚀 Team" in (project / "README.md").read_text(encoding="utf-8")
+    if (project / ".cruft.json").exists():  # (written when the template is a git checkout)
+        answers = json.loads((project / ".cruft.json").read_text(encoding="utf-8"))["context"]["cookiecutter"]
+        assert answers["project_name"] == "Rocket 🚀 Team"
 
 
 def test_baked_project_installs_with_pip(tmp_path):

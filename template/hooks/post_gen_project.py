@@ -21,15 +21,16 @@ CHOSEN = {{ cookiecutter.problem_family|tojson }}
 LICENSE = {{ cookiecutter.license|tojson }}
 # What cookiecutter tells about the template: the folder it read it from (absolute, or relative
 # to where cookiecutter was started) and the git branch or tag asked for, if any.
-TEMPLATE_FOLDER = {{ (cookiecutter.get("_repo_dir") or "")|tojson }}
+TEMPLATE_FOLDER = json.loads({{ (cookiecutter.get("_repo_dir") or "")|tojson|tojson }})
 CHECKOUT = {{ (cookiecutter.get("_checkout") or "")|tojson }}
 # cruft (`cruft create`, `cruft update`) writes .cruft.json itself, and renders the template in
 # temporary folders to compute an update: then this hook stays quiet.
 RUN_BY_CRUFT = {{ "_commit" in cookiecutter }}
-# Every answer, as cookiecutter rendered it (the json.dumps form is a valid Python string).
+# Every answer, as cookiecutter rendered it: JSON text in a Python string, read by json.loads
+# (a JSON string is not always a Python one: an emoji is written as two escapes that only JSON joins).
 ANSWERS = {
 {%- for key, value in cookiecutter.items() if not key.startswith("_") %}
-    {{ key|tojson }}: {{ value|tojson }},
+    {{ key|tojson }}: json.loads({{ value|tojson|tojson }}),
 {%- endfor %}
 }
 # Written by the pre-generation hook: the files the folder held before this run.

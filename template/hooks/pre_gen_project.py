@@ -15,12 +15,15 @@ import re
 import sys
 from pathlib import Path
 
-# Names a package must not take: the project's own dependencies and common tools. A package
-# called `torch` would shadow PyTorch itself and fail in confusing ways.
+# Names a package must not take: the project's own dependencies and common tools, and `test`
+# (Python's own test suite, installed with most Pythons though not listed in
+# sys.stdlib_module_names). A package called `torch` would shadow PyTorch itself and fail in
+# confusing ways.
 TAKEN = {
     "torch", "torchvision", "torchmetrics", "lightning", "pytorch_lightning", "tensorboard",
     "jsonargparse", "sklearn", "scikit_learn", "numpy", "scipy", "matplotlib", "pandas",
-    "pytest", "ruff", "cookiecutter", "tests", "src", "configs", "scripts",
+    "tabulate", "optuna", "optuna_dashboard", "schedulefree", "yaml",
+    "pytest", "ruff", "cookiecutter", "tests", "test", "src", "configs", "scripts",
 }
 # The answers picked from a menu, with their choices (as in cookiecutter.json; a test checks
 # that they agree). Cookiecutter checks `problem_family=foo` on the command line itself; this
@@ -132,10 +135,11 @@ def record_existing_files(root: Path) -> None:
     (root / EXISTING).write_text(json.dumps(sorted(names)))
 
 
-# Every answer, as cookiecutter rendered it (the json.dumps form is a valid Python string).
+# Every answer, as cookiecutter rendered it: JSON text in a Python string, read by json.loads
+# (a JSON string is not always a Python one: an emoji is written as two escapes that only JSON joins).
 ANSWERS = {
 {%- for key, value in cookiecutter.items() if not key.startswith("_") %}
-    {{ key|tojson }}: {{ value|tojson }},
+    {{ key|tojson }}: json.loads({{ value|tojson|tojson }}),
 {%- endfor %}
 }
 

@@ -322,6 +322,20 @@ def test_compare_embeds_its_table_in_the_report(swept):
     assert again["embedded"] == [] and report.read_text() == text
 
 
+def test_each_sweeps_table_keeps_its_place_in_the_report(tmp_path):
+    report = tmp_path / "report.md"
+    report.write_text("# Report\n\n<!-- compare:results:start -->\nplaceholder\n<!-- compare:results:end -->\n\nThe end.\n")
+    assert compare.embed_comparison(report, "| a | table |\n", "first")
+    assert compare.embed_comparison(report, "| b | table |\n", "second")  # another sweep: under the first
+    assert compare.embed_comparison(report, "| a | again |\n", "first")  # the same sweep: its own place
+    assert compare.embed_comparison(report, "| b | again |\n", "second")
+    text = report.read_text()
+    assert "placeholder" not in text and "| a | table |" not in text and "| b | table |" not in text
+    assert text.index("| a | again |") < text.index("<!-- compare:second:start -->") < text.index("| b | again |")
+    assert text.count("| a | again |") == 1 and text.count("| b | again |") == 1 and text.endswith("The end.\n")
+    assert not compare.embed_comparison(tmp_path / "no_markers.md", "| c |\n", "third")
+
+
 def test_compare_marks_exact_zeros_on_a_log_axis():
     """A loss minus its minimum can reach exactly 0 (a quadratic solved to the last bit): on a log axis
     it is a triangle at the bottom edge, and the line breaks there instead of joining its neighbours."""

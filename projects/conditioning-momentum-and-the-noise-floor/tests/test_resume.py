@@ -1,14 +1,18 @@
 """Tests of resuming (--ckpt_path): a resume continues the same run or stops with one line, and a
 command that fails leaves the run folder's config.yaml and checkpoints as they were."""
 
+import re
 from pathlib import Path
 
 import lightning as L
 import pytest
+import torch
 import yaml
-from conftest import CONFIGS, QUIET, batch_size_of, batch_size_option, fails_with, run
+from conftest import CONFIGS, DEFAULT, QUIET, batch_size_of, batch_size_option, fails_with, run
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conditioning_momentum_and_the_noise_floor.run.checkpoints import BestCheckpoint
+from conditioning_momentum_and_the_noise_floor.run.summary import RunSummary
 
 TWO_FAMILIES = pytest.mark.skipif(
     not ((CONFIGS / "tabular.yaml").exists() and (CONFIGS / "vision.yaml").exists()),
@@ -55,6 +59,14 @@ def test_a_resume_that_changes_the_run_stops_and_leaves_the_run_as_it_was(in_tmp
         assert snapshot(run_dir) == before
 
 
+def test_an_argument_for_the_configs_optimizer_does_not_resume_a_run_of_another(in_tmp, capsys):
+    configured = yaml.safe_load(DEFAULT.read_text())["model"]["init_args"]["optimizer"]["class_path"]
+    other = "sgd" if configured.endswith(".Adam") else "adam"
+    run("fit", "--trainer.max_epochs", "1", "--optimizer", other, *QUIET)  # the latest run: not the config's optimizer
+    fails_with("this command changes the run it would resume (model.init_args.optimizer.class_path: ", capsys,
+               "fit", "--trainer.max_epochs", "2", "--ckpt_path", "last", "--optimizer.lr", "0.5")
+
+
 def test_a_resume_takes_the_runs_own_settings_and_finds_the_run_of_the_options_given(in_tmp):
     adam = run("fit", "--trainer.max_epochs", "1", "--optimizer", "adam", batch_size_option(), "32", *QUIET)
     run("fit", "--trainer.max_epochs", "1", *QUIET)  # a newer run, of the config's optimizer
@@ -75,6 +87,37 @@ def test_a_resume_with_a_larger_budget_continues_the_learning_rate(in_tmp):
     assert max(RecordLR.seen) <= before + 1e-9, (before, RecordLR.seen[:3])
 
 
+def test_a_resumed_runs_table_covers_the_whole_run(in_tmp, capsys):
+    first = run("fit", "--trainer.max_epochs", "2", *QUIET)
+    last = Path(first.trainer.log_dir) / "checkpoints" / "last.ckpt"
+    (summary,) = [callback for callback in first.trainer.callbacks if isinstance(callback, RunSummary)]
+    checkpoint = torch.load(last, weights_only=False)
+    assert checkpoint["callbacks"][summary.state_key]["best"] == summary.best  # every checkpoint keeps it
+    capsys.readouterr()
+    resumed = run("fit", "--trainer.max_epochs", "4", "--ckpt_path", "last", *QUIET)
+    printed = capsys.readouterr().out
+    parts = [[event.value for event in read_scalars(path, "val/loss")]
+             for path in sorted(Path(resumed.trainer.log_dir).glob("events.out.tfevents.*"))]
+    assert len(parts) == 2 and all(parts), parts  # an event file for each part of the run
+    values = parts[0] + parts[1]
+    (best,) = re.findall(r"^  val/loss +(\S+) +\S+$", printed, re.M)
+    assert float(best) == pytest.approx(min(values), rel=1e-3)
+    # A best value and a training time from before the resume are kept (as if the first part had done better).
+    checkpoint["callbacks"][summary.state_key] = {"best": {"val/loss": -1.0}, "seconds": 1000.0}
+    torch.save(checkpoint, last)
+    again = run("fit", "--trainer.max_epochs", "5", "--ckpt_path", "last", *QUIET)
+    printed = capsys.readouterr().out
+    assert re.search(r"^  val/loss +-1 ", printed, re.M) and re.search(r"optimizer steps, 10\d\d\.\d s", printed), printed
+    assert again.trainer.log_dir == first.trainer.log_dir
+
+
+def read_scalars(path: Path, tag: str) -> list:
+    """The events of one scalar tag in one event file."""
+    events = EventAccumulator(str(path), size_guidance={"scalars": 0})
+    events.Reload()
+    return events.Scalars(tag) if tag in events.Tags()["scalars"] else []
+
+
 def test_the_config_of_a_resumed_run_repeats_it_from_the_start(in_tmp):
     first = run("fit", "--trainer.max_epochs", "1", *QUIET)
     resumed = run("fit", "--trainer.max_epochs", "2", "--ckpt_path", "last", *QUIET)
@@ -89,6 +132,11 @@ def test_missing_checkpoints_and_unwritable_folders_end_with_one_line(in_tmp, ca
     fails_with("checkpoint nothere.ckpt does not exist", capsys, "fit", "--ckpt_path", "nothere.ckpt")
     (in_tmp / "a_file").write_text("in the way of the runs folder")
     fails_with("cannot write runs into a_file/runs/", capsys, "fit", "--trainer.logger.init_args.save_dir", "a_file/runs")
+    torch.save({"state_dict": {"w": torch.zeros(100_000)}}, in_tmp / "damaged.ckpt")
+    damaged = bytearray((in_tmp / "damaged.ckpt").read_bytes())
+    damaged[len(damaged) // 2: len(damaged) // 2 + 64] = b"\xff" * 64  # a valid zip, with garbage in its weights
+    (in_tmp / "damaged.ckpt").write_bytes(damaged)
+    fails_with("checkpoint damaged.ckpt is damaged (", capsys, "fit", "--ckpt_path", "damaged.ckpt")
 
 
 @TWO_FAMILIES

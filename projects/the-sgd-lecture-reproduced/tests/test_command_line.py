@@ -9,8 +9,9 @@ from pathlib import Path
 
 import lightning as L
 import pytest
+import torch
 import yaml
-from conftest import QUIET, ROOT, run
+from conftest import QUIET, ROOT, fails_with, run
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from the_sgd_lecture_reproduced.run.flags import expand_choices, name_from_arguments
@@ -68,6 +69,18 @@ def test_a_students_own_optimizer_by_import_path(in_tmp, monkeypatch):
     assert Path(cli.trainer.log_dir).name.startswith("halfsgd_momentum0.5")
 
 
+def test_an_optimizer_that_takes_a_single_parameter_group_trains_with_all_parameters_in_it(in_tmp):
+    cli = run("fit", "--optimizer", "torch.optim.LBFGS", "--optimizer.lr", "0.1", *SHORT)  # any torch.optim.Optimizer
+    (group,) = cli.trainer.optimizers[0].param_groups
+    assert len(group["params"]) == len([param for param in cli.model.parameters() if param.requires_grad])
+    assert cli.trainer.global_step > 0
+    from the_sgd_lecture_reproduced.optim import build_optimizer, param_groups
+
+    asked = param_groups(cli.model, [{"match": "*", "lr": 0.5}])  # groups the config asks for: LBFGS's refusal stands
+    with pytest.raises(ValueError, match="parameter groups"):
+        build_optimizer(torch.optim.LBFGS, asked + [{"name": "extra", "params": [torch.nn.Parameter(torch.zeros(1))]}])
+
+
 def test_the_worked_example_optimizer_trains_from_the_command_line(in_tmp):
     cli = run("fit", "--optimizer", "sgd_momentum", "--optimizer.lr", "0.02", *SHORT)
     assert type(cli.trainer.optimizers[0]).__name__ == "SGDMomentum"
@@ -98,6 +111,13 @@ def test_unknown_names_and_arguments_fail_before_any_data_loads(args, message, i
     assert exit_info.value.code != 0
     assert message in capsys.readouterr().err
     assert not (in_tmp / "runs").exists() and not (in_tmp / "data").exists()
+
+
+def test_a_yaml_mistake_names_its_file_and_line(in_tmp, capsys):
+    (in_tmp / "bad.yaml").write_text("trainer:\n  max_epochs: 1\n   limit_train_batches: 2\n")
+    fails_with("bad.yaml, line 3, column 23: mapping values are not allowed here (a YAML syntax mistake", capsys,
+               "fit", "--config", "bad.yaml")
+    assert not (in_tmp / "runs").exists()
 
 
 def test_a_misspelt_optimizer_ends_train_py_before_lightning_is_imported():

@@ -146,3 +146,27 @@ def test_the_best_value_follows_what_the_runs_module_declared(tmp_path):
     declared, unrecorded = (run.path.as_posix() for run in runs[:2])
     assert best[(declared, "val/loss")] == 3.0 and best[(declared, "val/acc")] == pytest.approx(0.1)  # as declared
     assert best[(unrecorded, "val/loss")] == 1.0 and best[(unrecorded, "val/acc")] == pytest.approx(0.9)  # the usual names
+
+
+def test_a_cut_off_event_file_is_left_out_with_a_note_not_read_to_its_middle(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    from {{ cookiecutter.package_name }}.report.compare import read_folder
+    from {{ cookiecutter.package_name }}.report.runs import load_runs, select_runs
+
+    for name in ("whole", "cut"):
+        writer = SummaryWriter(tmp_path / "runs" / "sweep" / name)
+        for step in range(100):
+            writer.add_scalar("val/loss", 1.0 / (step + 1), step)
+        writer.close()
+    (events,) = (tmp_path / "runs" / "sweep" / "cut").glob("events.out.tfevents.*")
+    events.write_bytes(events.read_bytes()[: events.stat().st_size // 2])  # as a kill during a copy leaves it
+    notes: list[str] = []
+    runs = select_runs([str(tmp_path / "runs")], tmp_path / "runs", notes=notes)
+    assert [run.name for run in runs] == ["whole"]
+    assert any(note.startswith(f"left out {events.parent}: its event file {events.name} is cut off") for note in notes), notes
+    notes = []
+    assert [run.name for run in read_folder(tmp_path / "runs" / "sweep", notes)] == ["whole"]  # the compare command
+    assert any("is cut off" in note for note in notes)
+    with pytest.warns(UserWarning, match="is cut off"):
+        assert set(load_runs("sweep", root=tmp_path / "runs")["run"]) == {(tmp_path / "runs" / "sweep" / "whole").as_posix()}

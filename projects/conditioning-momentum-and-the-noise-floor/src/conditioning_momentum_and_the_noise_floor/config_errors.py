@@ -2,10 +2,24 @@
 errors that name the valid choices, raised before any training starts."""
 
 import inspect
+from pathlib import Path
 
 
 class ConfigError(ValueError):
     """A config value that cannot work; the message says what to write instead."""
+
+
+def read_yaml(path: str | Path) -> object:
+    """What a YAML file holds, or a ConfigError naming the file, line and column of a syntax mistake."""
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: {error.problem or error.context} (a YAML syntax mistake: look for a missing "
+                          "bracket, quote or colon, or an indentation that differs from the lines around it)") from None
 
 
 def lookup(registry: dict, name: str, kind: str):

@@ -31,7 +31,16 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from .config_errors import ConfigError
-from .optim import as_factory, check_optimizer, check_schedule, factory_spec, make_optimizer, make_schedule, param_groups
+from .optim import (
+    as_factory,
+    build_optimizer,
+    check_optimizer,
+    check_schedule,
+    factory_spec,
+    make_optimizer,
+    make_schedule,
+    param_groups,
+)
 
 # What --optimizer and --scheduler give the module: a class with its arguments, still to be
 # called on the parameters (and, for a schedule, the optimizer and the run's number of steps).
@@ -73,7 +82,7 @@ class CourseModule(L.LightningModule):
         raise ConfigError(f"{type(self).__name__} does not compute the Hessian")
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(param_groups(self, self.param_group_overrides))
+        optimizer = build_optimizer(self.optimizer_factory, param_groups(self, self.param_group_overrides))
         if getattr(optimizer, "needs_curvature", False):  # a Newton-like method: give it the Hessian
             optimizer.curvature = self.curvature
         schedule = self.schedule_factory(optimizer, self.trainer.estimated_stepping_batches)

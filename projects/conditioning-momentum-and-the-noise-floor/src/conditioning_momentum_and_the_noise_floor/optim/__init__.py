@@ -35,7 +35,7 @@ checkpoint. A schedule of your own subclasses `Schedule`. See docs/extending.md.
 
 This package holds (each name below is importable from it, as `conditioning_momentum_and_the_noise_floor.optim.NAME`):
 - choices.py: the names --optimizer and --scheduler take, and the factories they make;
-- groups.py: the parameter groups (param_groups);
+- groups.py: the parameter groups (param_groups), and the optimizer built over them (build_optimizer);
 - schedules.py: the schedules (Schedule and its subclasses);
 - handwritten.py: the optimizers written out here (SignSGD, MuonWithAdamW, SGDMomentum, PreconditionedGD).
 """
@@ -56,7 +56,7 @@ from .choices import (
     optimizer_spec,
     schedule_spec,
 )
-from .groups import NO_DECAY_LAYERS, hidden_matrices, named_trainable, param_groups
+from .groups import NO_DECAY_LAYERS, build_optimizer, hidden_matrices, named_trainable, param_groups
 from .handwritten import MuonWithAdamW, PreconditionedGD, SGDMomentum, SignSGD
 from .schedules import (
     SCHEDULE_SETTINGS,
@@ -79,7 +79,8 @@ __all__ = [
     "Constant", "Cosine", "Exponential", "IMPLEMENTATION_SWITCHES", "InverseTime", "Linear", "MuonWithAdamW",
     "NO_DECAY_LAYERS", "OPTIMIZERS", "OneCycle", "PreconditionedGD", "SCHEDULES", "SCHEDULE_SETTINGS",
     "SGDMomentum", "Schedule", "SignSGD", "StepDecay", "WSD", "WarmupCosine", "arguments_of", "as_factory",
-    "check_optimizer", "check_schedule", "describe_choices", "factory_class", "factory_spec", "hidden_matrices",
+    "build_optimizer", "check_optimizer", "check_schedule", "describe_choices", "factory_class", "factory_spec",
+    "hidden_matrices",
     "import_class", "linear_decay", "make_optimizer", "make_schedule", "named_trainable", "needs_length",
     "optimizer_spec", "param_groups", "schedule_spec",
 ]

@@ -41,7 +41,9 @@ What it writes into --out (figures/ by default), each file named after the sweep
   reach the target (mean ± standard deviation, or "not reached (k/n)" when k of the n seeds
   never reached it). Rows come from the _final re-runs when there are any.
 The table is also copied into report.md and slides/slides.md between the markers
-`<!-- compare:results:start -->` and `<!-- compare:results:end -->`, where those exist.
+`<!-- compare:results:start -->` and `<!-- compare:results:end -->`, where those exist. Each sweep
+keeps its own table: a second sweep's goes under the first one's, between markers of its own
+(`<!-- compare:<sweep>:start -->`, ...), which you may also move where it belongs.
 
 How optimizers are named: the lowercase name train.py's --optimizer uses (optim.OPTIMIZERS) for
 the run's class and arguments, so torch.optim.SGD is `sgd`, `momentum` (momentum > 0) or
@@ -53,6 +55,7 @@ The numbers are made in comparison.py, the figures in sensitivity.py; this file 
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import yaml
@@ -221,7 +224,7 @@ def read_folder(folder: Path, notes: list[str]) -> list[Run]:
     """The runs under a folder, without fast_dev_run runs (their numbers mean nothing)."""
     if not folder.is_dir():
         return []
-    runs = find_runs([folder], root=folder.parent)
+    runs = find_runs([folder], root=folder.parent, notes=notes)
     fast = [run for run in runs if is_fast_dev_run(run)]
     if fast:
         notes.append(f"{folder}: left out {len(fast)} fast_dev_run run(s)")
@@ -282,10 +285,31 @@ def compare(options: Options, out: Path = Path("figures"), embed: list[Path] | N
                                                     + markdown(header, rows, sources).split("\n\n", 1)[1])
     (out / f"{options.name}_results.tex").write_text(latex(header, rows) + "% " + sentence)
     written += [out / f"{options.name}_results.md", out / f"{options.name}_results.tex"]
-    embedded = [doc for doc in (embed or []) if embed_table(doc, markdown(header, rows) + "\n" + sentence,
-                                                            TABLE_START, TABLE_END)]
+    table_text = markdown(header, rows) + "\n" + sentence
+    embedded = [doc for doc in (embed or []) if embed_comparison(doc, table_text, options.name)]
     return {"written": written, "notes": notes, "settings": settings, "finals": finals, "rows_from": rows_from,
             "header": header, "rows": rows, "embedded": embedded, "options": options}
+
+
+def embed_comparison(document: Path, table: str, name: str) -> bool:
+    """Put sweep `name`'s table in `document`, so that each sweep's table keeps its place: between
+    its own markers (compare:<name>:start/end) if the document has them, else between the
+    compare:results markers if they are free or hold this sweep's table, else in markers of its
+    own added under them. False if the document has no markers."""
+    own_start, own_end = f"<!-- compare:{name}:start -->", f"<!-- compare:{name}:end -->"
+    marked = f"<!-- sweep: {name} -->\n{table.rstrip()}\n"
+    if embed_table(document, marked, own_start, own_end):
+        return True
+    text = document.read_text() if document.is_file() else ""
+    start, end = text.find(TABLE_START), text.find(TABLE_END)
+    if start < 0 or end < start:
+        return False
+    held = re.match(r"\s*<!-- sweep: (.+?) -->", text[start + len(TABLE_START):end])
+    if held is None or held.group(1) == name:  # the template's placeholder, or this sweep's table
+        return embed_table(document, marked, TABLE_START, TABLE_END)
+    cut = end + len(TABLE_END)
+    document.write_text(f"{text[:cut]}\n\n{own_start}\n{marked}{own_end}{text[cut:]}")
+    return True
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -11,7 +11,7 @@
 What this adds to LightningCLI:
 - when no --config names an experiment, the default experiment's config is used;
 - `--optimizer NAME` and `--scheduler NAME` replace the whole entry (see optim/choices.py and
-  shorthands.py), `--optimizer.ARG VALUE` changes one argument; `--help` lists every name;
+  flags.py), `--optimizer.ARG VALUE` changes one argument; `--help` lists every name;
 - `--name` names the run folder (default: what the command line changes, e.g. adam_lr0.001);
 - at the end of `fit`, a table of what the run reached (summary.py), also in TensorBoard's
   HParams tab; Schedule-Free's train/eval weights are switched by callbacks.OptimizerModes;
@@ -23,9 +23,11 @@ What this adds to LightningCLI:
 - `--ckpt_path last` continues the latest run of the experiment, in the same run directory; a
   resume that would change the model or data stops with a message instead (resume.py);
 - config.yaml is written once training starts for real, so a failed command leaves it as it was;
-- runs of a CSV or text file of your own are logged under runs/<family>_<file name>/;
+- each new run claims a folder of its own, even when two start at once (folders.py); runs of a
+  CSV or text file of your own are logged under runs/<family>_<file name>/;
 - `threads` sets how many CPU threads PyTorch uses (1 is fastest for the small defaults);
-- bf16 precision falls back to fp16 on GPUs without bf16 (a Colab T4, for example);
+- a GPU preset on a machine without one, and fp16 on a CPU, stop with one line (hardware.py);
+  bf16 precision falls back to fp16 on GPUs without bf16 (a Colab T4, for example);
 - config mistakes end with a one-line message instead of a traceback.
 """
 
@@ -37,16 +39,20 @@ from pathlib import Path
 import torch
 import yaml
 from jsonargparse import ArgumentError, DefaultHelpFormatter, set_dumper
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from ..config_errors import ConfigError
+from ..config_errors import ConfigError, read_yaml
 from ..optim import describe_choices
 from . import logger as course_logger
 from .callbacks import Diagnostics, Diverged, OptimizerModes, ProgressBar, SkipEmptyHooks
-from .checkpoints import BestCheckpoint, LatestCheckpoint
-from .families import declared, family_of, model_links
-from .flags import expand_choices, name_from_arguments, one_line
+from .checkpoints import AtomicCheckpointIO, BestCheckpoint, LatestCheckpoint
+from .families import model_links
+from .flags import config_files, expand_choices, name_from_arguments, one_line
+from .folders import check_writable, claimed_here, log_into_named_run, name_after_data_file, name_the_run, release_unused
+from .hardware import check_hardware, fall_back_to_fp16
 from .resume import check_checkpoint, check_same_run, resume_latest_run, take_data_settings
 from .summary import RunSummary, run_settings
 
@@ -118,6 +124,8 @@ class CourseCLI(LightningCLI):
         trainer = super().instantiate_trainer(**kwargs, enable_checkpointing=True)
         if not checkpoints:
             trainer.callbacks[:] = [c for c in trainer.callbacks if not isinstance(c, BestCheckpoint | LatestCheckpoint)]
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # Lightning's default: made atomic
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         trainer.callbacks.insert(0, OptimizerModes())  # first: later callbacks see the evaluation weights
         # Lightning's own bar, TQDM or Rich (its pick where rich is installed, as on Colab), which redraws
         # and reads the metrics from the GPU at every step: replace it by ours.
@@ -146,6 +154,7 @@ class CourseCLI(LightningCLI):
 
     def before_instantiate_classes(self):
         config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
+        check_hardware(config)
         fall_back_to_fp16(config.trainer)
         if config.get("threads"):
             torch.set_num_threads(config.threads)
@@ -175,9 +184,9 @@ class SaveFitConfig(SaveConfigCallback):
         if config.get("ckpt_path"):
             config.ckpt_path = None
             config.name = Path(trainer.log_dir).name
-        if config.get("name") and hasattr(config.trainer.logger, "init_args"):
-            config.trainer.logger.init_args.version = None  # the name places the run (see name_the_run)
         log_dir = trainer.log_dir  # (every process asks: Lightning broadcasts it)
+        if (config.get("name") or claimed_here(log_dir)) and hasattr(config.trainer.logger, "init_args"):
+            config.trainer.logger.init_args.version = None  # a repeat claims a folder of its own (see folders.py)
         if trainer.is_global_zero:
             os.makedirs(log_dir, exist_ok=True)
             # skip_check: the config was checked when it was read; checking it again took 25 ms of every run.
@@ -186,93 +195,15 @@ class SaveFitConfig(SaveConfigCallback):
             self.save_config(trainer, pl_module, "fit")  # SaveConfigCallback's hook for subclasses, as its setup calls it
 
 
-def fall_back_to_fp16(trainer_config) -> None:
-    """bf16 needs an Ampere or newer GPU; older ones (Colab's T4) train in fp16 instead."""
-    precision = str(trainer_config.precision)
-    if precision.startswith("bf16") and trainer_config.accelerator in ("gpu", "cuda", "auto"):
-        if torch.cuda.is_available() and not torch.cuda.is_bf16_supported(including_emulation=False):
-            trainer_config.precision = precision.replace("bf16", "16")
-            print(f"This GPU has no bf16: training with precision {trainer_config.precision} instead.")
-
-
-def name_the_run(config, name: str | None) -> None:
-    """Set config.name to `name`, or name_2, name_3, ... if runs/<experiment>/<name> is taken.
-
-    The trainer's logger then writes into runs/<experiment>/<config.name>/ (its `version`; no
-    name: version_N). The saved config.yaml keeps the name and leaves the version out, so a run
-    repeated from it gets a folder of its own.
-    """
-    logger = config.trainer.logger
-    if not name or not (hasattr(logger, "init_args") and "save_dir" in logger.init_args and "version" in logger.init_args):
-        config.name = None  # no logger, or one that does not place runs in folders of their own
-        return
-    if logger.init_args.get("version") is not None:
-        config.name = None  # a version set in the config or on the command line wins
-        return
-    # A DDP run starts its other processes later with the same command (and LOCAL_RANK set):
-    # they take the first process's name instead of finding its folder taken.
-    if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get("COURSE_RUN_NAME"):
-        config.name = logger.init_args.version = os.environ["COURSE_RUN_NAME"]
-        return
-    experiment = Path(logger.init_args.save_dir) / (logger.init_args.name or "")
-    unique, number = name, 1
-    while (experiment / unique).exists():
-        number += 1
-        unique = f"{name}_{number}"
-    config.name = logger.init_args.version = unique
-    os.environ["COURSE_RUN_NAME"] = unique
-
-
-def log_into_named_run(config) -> None:
-    """test, validate and predict with a run's config.yaml, and a resume, log into that run's
-    folder, runs/<experiment>/<config.name>/, unless the config sets the logger's version."""
-    logger = config.trainer.logger
-    if config.get("name") and hasattr(logger, "init_args") and "version" in logger.init_args:
-        if logger.init_args.version is None:
-            logger.init_args.version = config.name
-
-
-def name_after_data_file(config) -> None:
-    """Log a run that reads a data file of the student's (a CSV, a text) under
-    runs/<family>_<file name>/, so that runs of different files never share a folder, and
-    --ckpt_path last finds the run of the same file. Named datasets keep the config's name.
-    Which setting names the file, the family's data declares (its `data_file`, see families.py)."""
-    data, logger = config.get("data"), config.trainer.logger
-    if not (hasattr(data, "init_args") and hasattr(logger, "init_args") and hasattr(logger.init_args, "save_dir")):
-        return
-    data_file = declared(data.class_path, "data_file", None)
-    file = data_file(data.init_args.as_dict()) if data_file else None
-    if not file or not (Path(str(file)).suffix or "://" in str(file)):
-        return  # a named dataset or corpus (breast_cancer, python_docs, ...), not a file
-    logger.init_args.name = f"{family_of(data.class_path)}_{Path(str(file).split('?')[0]).stem}"
-
-
-def check_writable(logger) -> None:
-    """Stop before training when the runs folder cannot be written (read-only, or a file in the way)."""
-    if not (hasattr(logger, "init_args") and hasattr(logger.init_args, "save_dir")):
-        return
-    folder = Path(logger.init_args.save_dir)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        writable = os.access(folder, os.W_OK | os.X_OK)
-    except OSError:
-        writable = False
-    if not writable:
-        raise ConfigError(f"cannot write runs into {folder}/: run from a folder you can write to, or choose "
-                          "another one with --trainer.logger.init_args.save_dir PATH")
-
-
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
     """LightningCLI's help, with the list of optimizers and schedules kept as written."""
 
 
 def names_an_experiment(args: list[str]) -> bool:
     """Whether a --config among `args` sets the model, rather than only trainer presets."""
-    configs = [value for flag, value in zip(args, args[1:], strict=False) if flag in ("-c", "--config")]
-    configs += [arg.split("=", 1)[1] for arg in args if arg.startswith("--config=")]
-    for config in configs:
+    for config in config_files(args):
         path = Path(config)
-        if not path.is_file() or "model" in (yaml.safe_load(path.read_text()) or {}):
+        if not path.is_file() or "model" in (read_yaml(path) or {}):
             return True  # an experiment file, or an inline config we leave to LightningCLI
     return False
 
@@ -299,10 +230,10 @@ def main(args: list[str] | None = None, default_config: str | Path | None = None
     parser_kwargs = {name: {"epilog": describe_choices(), "formatter_class": HelpFormatter} for name in SUBCOMMANDS}
     parser_kwargs["formatter_class"] = HelpFormatter  # jsonargparse gives subcommands their parent's
     parser_kwargs["exit_on_error"] = False  # a config mistake raises, and ends below with one line
-    if default_config and not names_an_experiment(given):
-        for name in SUBCOMMANDS:
-            parser_kwargs[name]["default_config_files"] = [str(default_config)]
     try:
+        if default_config and not names_an_experiment(given):
+            for name in SUBCOMMANDS:
+                parser_kwargs[name]["default_config_files"] = [str(default_config)]
         expanded = expand_choices(given) if expanded is None else expanded
         if args is None:  # the real command line: DDP re-launches sys.argv, so it gets the rewritten flags
             sys.argv[1:] = expanded
@@ -315,11 +246,13 @@ def main(args: list[str] | None = None, default_config: str | Path | None = None
         if diverged := cause_of_type(error, Diverged):
             print(f"Diverged: {diverged}", file=sys.stderr)
             return None  # a finished experiment with a result ("diverged"), not a crash
-        cause = cause_of_type(error, ConfigError)
+        cause = cause_of_type(error, ConfigError) or cause_of_type(error, MisconfigurationException)
         if cause is None:
             raise
         print(f"error: {cause}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        release_unused()  # a new run's folder, if the run ended before writing into it
 
 
 def cause_of_type(error: BaseException | None, kind: type) -> BaseException | None:

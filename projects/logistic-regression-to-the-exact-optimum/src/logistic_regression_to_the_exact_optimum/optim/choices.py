@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..config_errors import ConfigError
+from .groups import build_optimizer
 from .schedules import SCHEDULES
 
 # name: (class, starting values used when the command line names the optimizer). The starting
@@ -101,7 +102,7 @@ def check_optimizer(factory) -> torch.optim.Optimizer:
                  {"name": "no_decay", "params": [nn.Parameter(torch.zeros(2))], "weight_decay": 0.0}]
     name = factory_class(factory).__name__
     try:
-        optimizer = factory(stand_ins)
+        optimizer = build_optimizer(factory, stand_ins)
     except (ValueError, TypeError, RuntimeError) as error:
         raise ConfigError(f"optimizer {name}: {error}") from error
     settings = optimizer.defaults

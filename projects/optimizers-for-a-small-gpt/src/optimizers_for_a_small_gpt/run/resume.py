@@ -11,9 +11,10 @@ checkpoint (whatever the config file says); an option on the command line that w
 stops the command with a message saying what differs, instead of being silently ignored.
 """
 
+import zlib
 from functools import cache
 from pathlib import Path
-from zipfile import is_zipfile
+from zipfile import BadZipFile, ZipFile, is_zipfile
 
 import torch
 
@@ -49,6 +50,14 @@ def check_checkpoint(path: str) -> None:
             f"checkpoint {path} is not a PyTorch checkpoint (cut short while saving, or not a .ckpt?): "
             "use another checkpoint of the run, e.g. last.ckpt or best-*.ckpt in the same folder"
         )
+    try:  # every part's checksum: a damaged file is found here, not by a traceback halfway through loading
+        with ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (OSError, EOFError, BadZipFile, zlib.error) as error:
+        damaged = str(error)
+    if damaged:
+        raise ConfigError(f"checkpoint {path} is damaged ({damaged} does not read back as it was written): "
+                          "use another checkpoint of the run, e.g. last.ckpt or best-*.ckpt in the same folder")
 
 
 def saved_settings(path: str | Path) -> dict:
@@ -123,7 +132,12 @@ def given_keys(args: list[str]) -> set[str]:
 
 
 def is_given(key: str, given: set[str]) -> bool:
+    """Whether the command line sets `key`, or, for a class (an optimizer's class_path), sets any
+    argument of it: --optimizer.lr 0.5 is meant for the config's optimizer, not another the run had."""
     key = without_init_args(key)
+    if key.endswith(".class_path"):
+        key = key.removesuffix(".class_path")
+        return any(key == flag or key.startswith(flag + ".") or flag.startswith(key + ".") for flag in given)
     return any(key == flag or key.startswith(flag + ".") for flag in given)
 
 

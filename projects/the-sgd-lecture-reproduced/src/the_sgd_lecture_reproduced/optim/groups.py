@@ -74,3 +74,16 @@ def param_groups(model: nn.Module, overrides: list[dict] | None = None) -> list[
         settings = {key: value for key, value in override.items() if key != "match"}
         groups.append({"name": override["match"], "params": members[i], **settings})
     return [group for group in groups if group["params"]]
+
+
+def build_optimizer(factory, groups: list[dict]):
+    """factory(groups), the optimizer over the parameter groups of `param_groups`. An optimizer
+    that takes a single group (torch.optim.LBFGS) gets every parameter in one group instead, as
+    the default groups only split weight decay; with groups the config asks for (param_groups
+    overrides), its refusal stands."""
+    try:
+        return factory(groups)
+    except ValueError:
+        if len(groups) < 2 or any(group.get("name") not in ("matrices", "decay", "no_decay") for group in groups):
+            raise
+        return factory([{"params": [param for group in groups for param in group["params"]]}])

@@ -14,6 +14,8 @@ are those of the figures command: folders, experiment or run names, and globs of
 
 import glob
 import re
+import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,18 +159,40 @@ def matching_folders(selector: str, root: Path) -> list[Path]:
     return sorted(experiment / selector for experiment in root.iterdir() if (experiment / selector).is_dir())
 
 
+def cut_off_at(event_file: Path) -> int | None:
+    """Where an event file stops in the middle of a record (a run killed while writing, a file
+    copied in part): the size of its whole records; None when it ends with a whole record.
+    TensorBoard's reader stops at such a point without a word, so the run's last values would
+    silently be those of its middle. (A record: its length in 8 bytes, 4 of checksum, the data,
+    4 of checksum.)"""
+    size, position = event_file.stat().st_size, 0
+    with open(event_file, "rb") as file:
+        while position < size:
+            header = file.read(8)
+            end = position + 16 + struct.unpack("<Q", header)[0] if len(header) == 8 else size + 1
+            if end > size:
+                return position
+            position = file.seek(end)
+    return None
+
+
 def run_folders(selectors: list[str], root: Path = Path("runs"), notes: list[str] | None = None) -> list[Path]:
-    """Every run folder (a folder with event files) at or under what the selectors name, each once."""
+    """Every run folder (a folder with event files) at or under what the selectors name, each
+    once; a run whose event file is cut off is left out, and a note says which and why."""
     notes = [] if notes is None else notes
     found: dict[Path, Path] = {}  # the absolute path -> the path as found
     for selector in selectors:
-        folders = {event.parent for path in matching_folders(str(selector), root)
-                   for event in path.rglob("events.out.tfevents.*")}
-        if not folders:
+        events = [event for path in matching_folders(str(selector), root) for event in path.rglob("events.out.tfevents.*")]
+        if not events:
             notes.append(f"{selector}: no run there (not a folder with runs, nor an experiment or run under {root})")
-        for folder in folders:
-            found.setdefault(folder.absolute(), folder)
-    return sorted(found.values(), key=run_order)
+        for event in sorted(events):
+            if (position := cut_off_at(event)) is not None:
+                notes.append(f"left out {event.parent}: its event file {event.name} is cut off after {position} of "
+                             f"{event.stat().st_size} bytes (killed while writing, or copied in part), so its last values "
+                             "are unknown; run it again, or continue it with --ckpt_path last")
+                found[event.parent.absolute()] = None
+            found.setdefault(event.parent.absolute(), event.parent)
+    return sorted((folder for folder in found.values() if folder is not None), key=run_order)
 
 
 def find_runs(paths: list[Path | str], root: Path = Path("runs"), notes: list[str] | None = None) -> list[Run]:
@@ -255,9 +279,13 @@ def load_runs(*selectors: str | Path, root: Path | str = Path("runs"), exclude: 
               keep_all: bool = False) -> pd.DataFrame:
     """The tidy frame (see tidy_frame) of the runs the selectors name (every run under `root` if
     none), chosen as the figures command chooses them: without fast_dev_run and short runs unless
-    `keep_all`, without those matching `exclude`."""
-    root = Path(root)
-    return tidy_frame(select_runs([str(selector) for selector in selectors] or [str(root)], root, exclude, keep_all))
+    `keep_all`, without those matching `exclude`, and without runs whose event file is cut off
+    (a warning says what was left out)."""
+    root, notes = Path(root), []
+    frame = tidy_frame(select_runs([str(selector) for selector in selectors] or [str(root)], root, exclude, keep_all, notes))
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    return frame
 
 
 def none_if_missing(value: object) -> object:

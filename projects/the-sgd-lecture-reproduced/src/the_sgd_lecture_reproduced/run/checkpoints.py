@@ -9,14 +9,54 @@ the latest one. Their settings are the `checkpoint` and `last_checkpoint` sectio
 
     uv run python train.py fit --last_checkpoint.every_seconds 0    # last.ckpt after every epoch
     uv run python train.py fit --trainer.enable_checkpointing false # no checkpoints at all
+
+Every checkpoint is written whole beside its final path, then renamed into place (AtomicCheckpointIO),
+so last.ckpt and the best checkpoint are always a complete file, the old one or the new one,
+whatever kills the process or fills the disk.
 """
 
+import errno
+import io
 import os
 import time
 from pathlib import Path
 
+import torch
 from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from ..config_errors import ConfigError
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, but each file is written next to its final path and renamed
+    over it: a rename within one folder is atomic. (Lightning's own writes to the temporary folder
+    and moves the file, which on another file system copies it over the old one: a kill during the
+    copy leaves half a checkpoint.) A full disk ends the run with one line; no checkpoint is lost.
+    cli.py installs it on every trainer whose checkpoint writer is Lightning's default."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        if storage_options is not None or "://" in str(path):  # a cloud path: Lightning's own way
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        partial = path.with_name(f"{path.name}.partial")
+        try:
+            with open(partial, "wb") as file:
+                file.write(buffer.getbuffer())
+                file.flush()
+                os.fsync(file.fileno())  # on the disk before the rename makes it the checkpoint
+        except OSError as error:
+            partial.unlink(missing_ok=True)
+            if error.errno == errno.ENOSPC:
+                raise ConfigError(f"the disk is full: a checkpoint of this run needs {buffer.tell() / 1e6:.1f} MB in "
+                                  f"{path.parent}; free some space, then continue the run with --ckpt_path last "
+                                  "(its checkpoints so far are whole)") from error
+            raise
+        os.replace(partial, path)
 
 
 class BestCheckpoint(ModelCheckpoint):
@@ -38,10 +78,9 @@ class LatestCheckpoint(Callback):
 
     Not after every epoch: for the small default experiments an epoch takes milliseconds and
     writing a checkpoint takes longer. A run killed without warning loses at most `every_seconds`
-    of training. The file is written beside last.ckpt and then renamed over it, so a kill while
-    saving leaves the previous last.ckpt whole. (Since Lightning 2.6, ModelCheckpoint(save_last=True)
-    writes last.ckpt only with a new best checkpoint, so a run could not resume from its true last
-    epoch with it alone.)
+    of training; a kill while saving leaves the previous last.ckpt whole (AtomicCheckpointIO).
+    (Since Lightning 2.6, ModelCheckpoint(save_last=True) writes last.ckpt only with a new best
+    checkpoint, so a run could not resume from its true last epoch with it alone.)
     """
 
     def __init__(self, every_seconds: float = 60.0):  # seconds of training between two saves of last.ckpt
@@ -67,9 +106,5 @@ class LatestCheckpoint(Callback):
         if not self.due(trainer):
             return
         path = Path(trainer.log_dir or trainer.default_root_dir) / "checkpoints" / "last.ckpt"
-        partial = path.with_name("last.ckpt.partial")
-        trainer.save_checkpoint(partial)
-        if trainer.is_global_zero:
-            os.replace(partial, path)  # atomic: last.ckpt is the old file or the new one, never half of one
-        trainer.strategy.barrier()
+        trainer.save_checkpoint(path)  # whole, or not at all (AtomicCheckpointIO)
         self.saved_at, self.saved_step, self.last_path = time.monotonic(), trainer.global_step, str(path)

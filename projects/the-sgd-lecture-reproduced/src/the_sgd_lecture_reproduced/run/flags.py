@@ -9,8 +9,9 @@
 import json
 import re
 import sys
+from pathlib import Path
 
-from ..config_errors import ConfigError
+from ..config_errors import ConfigError, read_yaml
 from ..optim import OPTIMIZERS, SCHEDULES, arguments_of, optimizer_spec, schedule_spec
 
 # Command-line keys that say nothing about the experiment itself: never part of a run's name.
@@ -99,14 +100,24 @@ def expand_choices(args: list[str]) -> list[str]:
 
 def expand_or_exit(args: list[str]) -> list[str]:
     """`args` with the optimizer and scheduler flags expanded (expand_choices), or the end of the
-    command with a one-line error if they name one that does not exist. train.py calls it before it
+    command with a one-line error if they name one that does not exist, or a --config file has a
+    YAML mistake (its file and line). train.py calls it before it
     imports Lightning (which takes most of a command's start-up), so a misspelt name is reported in
     about 2 seconds instead of 6, and hands the result to cli.main, which does not expand it again."""
     try:
+        for path in config_files(args):  # a YAML mistake: its file and line, before Lightning loads
+            if Path(path).is_file():
+                read_yaml(path)
         return expand_choices(args)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def config_files(args: list[str]) -> list[str]:
+    """The files that `--config FILE` (or -c, --config=FILE) names among `args`."""
+    files = [value for flag, value in zip(args, args[1:], strict=False) if flag in ("-c", "--config")]
+    return files + [arg.split("=", 1)[1] for arg in args if arg.startswith("--config=")]
 
 
 def class_path_of(entry: str, value: str) -> str:

@@ -43,6 +43,17 @@ def metrics_table(best: dict[str, float], final: dict[str, float]) -> list[str]:
     return [f"  {name:<{widths[0]}}{best_value:<{widths[1]}}{final_value}" for name, best_value, final_value in rows]
 
 
+def saved_files(folder: Path) -> str:
+    """The line that says what the run folder holds: only what is there (a run that diverged at
+    once has no checkpoint; fast_dev_run and the debug preset keep nothing)."""
+    config, events = (folder / "config.yaml").is_file(), any(folder.glob("events.out.tfevents.*"))
+    checkpoints = any((folder / "checkpoints").glob("*.ckpt"))
+    if not (config or events or checkpoints):
+        return "Nothing saved: this run kept no config, checkpoint or TensorBoard events"
+    kept = ["config.yaml"] * config + ["checkpoints/" if checkpoints else "no checkpoint"] + ["TensorBoard events"] * events
+    return f"Saved in {folder} ({', '.join(kept)})"
+
+
 class RunSummary(Callback):
     """Keeps the best and final value of every val/ metric, prints them when fit ends (or the run
     diverges or is interrupted), and writes the run's settings and results to the HParams tab.
@@ -57,8 +68,22 @@ class RunSummary(Callback):
         self.best: dict[str, float] = {}
         self.final: dict[str, float] = {}
         self.started = None
+        self.earlier_seconds = 0.0  # training time before a resume (from the checkpoint)
         self.exception = None  # what ended the run, if not its budget
         self.layout_written = False
+
+    def state_dict(self) -> dict:
+        """What every checkpoint keeps of this callback, so that a resumed run's table and HParams
+        row cover the whole run: the best values so far and the seconds trained."""
+        return {"best": dict(self.best), "seconds": self.seconds()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.best = dict(state_dict.get("best", {}))
+        self.earlier_seconds = float(state_dict.get("seconds", 0.0))
+
+    def seconds(self) -> float:
+        """Seconds of training, those before a resume included."""
+        return self.earlier_seconds + (time.perf_counter() - self.started if self.started is not None else 0.0)
 
     def on_fit_start(self, trainer, pl_module):
         self.started = time.perf_counter()
@@ -106,17 +131,17 @@ class RunSummary(Callback):
         self.write_hparams(trainer, diverged)
         for logger in trainer.loggers:
             logger.save()
-        seconds = time.perf_counter() - self.started
+        seconds = self.seconds()
         outcome = "DIVERGED" if diverged else ("stopped early" if interrupted else "did not diverge")
         # The logger's folder (trainer.log_dir would wait for the other processes of a DDP run).
-        where = str(getattr(trainer.logger, "log_dir", None) or trainer.default_root_dir)  # fast_dev_run: none
-        name = "/".join(where.replace("\\", "/").split("/")[-2:])
+        log_dir = getattr(trainer.logger, "log_dir", None)  # fast_dev_run: none
+        where = str(log_dir or trainer.default_root_dir)
+        name = "/".join(where.replace("\\", "/").split("/")[-2:]) if log_dir else "(no run folder)"
         lines = [f"\nRun {name}: {trainer.current_epoch} epochs, {trainer.global_step} optimizer steps, "
                  f"{seconds:.1f} s, {outcome}"]
         if self.final:
             lines += metrics_table(self.best, self.final)
-        saved = "checkpoints/" if (Path(where) / "checkpoints").is_dir() else "no checkpoint"  # none: diverged early
-        lines.append(f"Saved in {where} (config.yaml, {saved}, TensorBoard events)")
+        lines.append(saved_files(Path(where)))
         if self.hint:
             lines.append(self.hint)
         print("\n".join(lines))
