@@ -4,7 +4,7 @@
 # no one has taken. More tasks finish the sweep sooner; any number may run at once.
 #
 #   export SWEEP_STORAGE=postgresql://user:password@dbhost:5432/optuna   # recommended
-#   sbatch --array=0-7 scripts/sweep_slurm.sh configs/sweeps/vision_optimizers_full.yaml [sweep.py arguments]
+#   sbatch --array=0-7 scripts/sweep_slurm.sh configs/sweeps/tabular_gd_vs_sgd_full.yaml [sweep.py arguments]
 #
 # The study's storage: SWEEP_STORAGE if set (a PostgreSQL database that the compute nodes can
 # reach; Optuna creates its tables the first time), else the sweep's journal file,

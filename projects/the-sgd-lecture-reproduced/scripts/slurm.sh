@@ -13,7 +13,10 @@
 #
 # Lightning detects SLURM and sets up the processes itself: srun starts one task per GPU and
 # each task learns its rank from SLURM's environment. Logs go to slurm-<job id>.out; the run
-# itself to runs/ as usual. A job killed at its time limit resumes with --ckpt_path last.
+# itself to runs/ as usual. At the time limit (the --signal line below) Lightning saves a
+# checkpoint into the run's folder and requeues the job; the requeued job continues the same run
+# in the same folder (see src/the_sgd_lecture_reproduced/run/folders.py). A job that ended otherwise
+# (scancel, a crash) continues with: sbatch scripts/slurm.sh <the same config> --ckpt_path last
 #
 #SBATCH --job-name=course-project
 #SBATCH --nodes=2

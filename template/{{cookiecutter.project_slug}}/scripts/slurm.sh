@@ -1,7 +1,7 @@
 #!/bin/bash
 # Train on several GPU nodes of a SLURM cluster with DDP.
 #
-#   sbatch scripts/slurm.sh configs/vision_cifar10.yaml [more train.py arguments]
+#   sbatch scripts/slurm.sh configs/{{ {'vision': 'vision_cifar10', 'all': 'vision_cifar10', 'language': 'language_shakespeare_char', 'diffusion': 'diffusion_mnist', 'tabular': 'tabular', 'objective': 'objective'}[cookiecutter.problem_family] }}.yaml [more train.py arguments]
 #
 # Before the first job:
 #   1. Install the project on the cluster (uv sync, or pip install -e . in a virtual environment)
@@ -13,7 +13,10 @@
 #
 # Lightning detects SLURM and sets up the processes itself: srun starts one task per GPU and
 # each task learns its rank from SLURM's environment. Logs go to slurm-<job id>.out; the run
-# itself to runs/ as usual. A job killed at its time limit resumes with --ckpt_path last.
+# itself to runs/ as usual. At the time limit (the --signal line below) Lightning saves a
+# checkpoint into the run's folder and requeues the job; the requeued job continues the same run
+# in the same folder (see src/{{ cookiecutter.package_name }}/run/folders.py). A job that ended otherwise
+# (scancel, a crash) continues with: sbatch scripts/slurm.sh <the same config> --ckpt_path last
 #
 #SBATCH --job-name=course-project
 #SBATCH --nodes=2

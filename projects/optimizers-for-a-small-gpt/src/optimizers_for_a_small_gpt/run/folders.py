@@ -8,6 +8,11 @@ there, in one step of the file system, so two runs started at the same moment (t
 a sweep's workers) never get the same folder; the second one moves on to the next free name.
 A run that ends before writing anything (an error in its settings, `--trainer.max_epochs 0`)
 gives its empty folder back (release_unused, at the end of cli.main).
+
+On a SLURM cluster, Lightning answers the time-limit warning (`#SBATCH --signal=SIGUSR1@90`) by
+saving hpc_ckpt_N.ckpt and requeueing the job. The run's folder is then also its default_root_dir,
+so that checkpoint lands in it, and the folder is marked with the job's id (slurm-job-<id>): the
+requeued job finds its run again and Lightning continues it from that checkpoint, in one folder.
 """
 
 import itertools
@@ -19,6 +24,8 @@ from ..config_errors import ConfigError
 from .families import declared, family_of
 
 CLAIMED: list[Path] = []  # the run folders (and experiment folders) this process created, as absolute paths
+CONTINUED: list[Path] = []  # run folders a requeued SLURM job continues
+JOB_MARK = "slurm-job-"  # the file that marks a run folder with the SLURM job that trains in it
 
 
 def first_process() -> bool:
@@ -48,12 +55,35 @@ def next_version(experiment: Path) -> int:
     return max((int(match.group(1)) for match in matches if match), default=-1) + 1
 
 
+def slurm_job() -> str | None:
+    """This SLURM job's id (<job>_<task> in a job array); None outside SLURM."""
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        return f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '0')}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
+def requeued_run(experiment: Path) -> Path | None:
+    """The run folder this SLURM job trained in before SLURM requeued it; None if it was not requeued."""
+    job = slurm_job()
+    if not job or os.environ.get("SLURM_RESTART_COUNT", "0") == "0":
+        return None
+    marked = sorted(experiment.glob(f"*/{JOB_MARK}{job}"))
+    return marked[-1].parent if marked else None
+
+
+def mark_slurm_job(log_dir: str | Path) -> None:
+    """Mark the run folder with this SLURM job's id, once training has started (see requeued_run)."""
+    if (job := slurm_job()) is not None:
+        (Path(log_dir) / f"{JOB_MARK}{job}").touch()
+
+
 def name_the_run(config, name: str | None) -> None:
     """Claim runs/<experiment>/<name>/ for a new run, or name_2, name_3, ... if it is taken (no
     name: version_N, the next free N), and point the trainer's logger at it (its `version`).
 
     config.name keeps the name; the saved config.yaml leaves the logger's version out (see
-    claimed_here), so a run repeated from it claims a folder of its own.
+    placed_here), so a run repeated from it claims a folder of its own. A requeued SLURM job
+    continues the folder it trained in (requeued_run).
     """
     logger = config.trainer.logger
     if not (hasattr(logger, "init_args") and "save_dir" in logger.init_args and "version" in logger.init_args):
@@ -63,28 +93,39 @@ def name_the_run(config, name: str | None) -> None:
         config.name = None  # a version set in the config or on the command line wins
         return
     config.name = name or None
+    experiment = Path(logger.init_args.save_dir) / (logger.init_args.name or "")
+    if (earlier := requeued_run(experiment)) is not None:  # every process of the job finds the same folder
+        logger.init_args.version, config.trainer.default_root_dir = earlier.name, str(earlier)
+        config.name = earlier.name if name else None
+        CONTINUED.append(earlier.resolve())
+        if first_process():
+            print(f"SLURM requeued this job: it continues its run in {earlier}")
+        return
     # A DDP run starts its other processes later with the same command (and LOCAL_RANK set):
     # they take the first process's folder (Lightning also hands them its log and checkpoint folders).
     if not first_process():
         logger.init_args.version = os.environ.get("COURSE_RUN_NAME") or name
         return
-    experiment = Path(logger.init_args.save_dir) / (logger.init_args.name or "")
     names = (itertools.chain([name], (f"{name}_{number}" for number in itertools.count(2))) if name
              else (f"version_{number}" for number in itertools.count(next_version(experiment))))
     folder = claim(experiment, names)
     if name and folder != name:
         config.name = folder
     logger.init_args.version = os.environ["COURSE_RUN_NAME"] = folder
+    if slurm_job() is not None:  # Lightning's checkpoint for a requeue goes into the run folder
+        config.trainer.default_root_dir = str(experiment / folder)
 
 
-def claimed_here(log_dir: str | Path) -> bool:
-    """Whether this process claimed the run folder `log_dir` (a new run, not a resumed one)."""
-    return Path(log_dir).resolve() in CLAIMED
+def placed_here(log_dir: str | Path) -> bool:
+    """Whether name_the_run chose the run folder `log_dir`: claimed it for a new run, or found it
+    for a requeued SLURM job (not a resume the command line asked for)."""
+    return Path(log_dir).resolve() in CLAIMED + CONTINUED
 
 
 def release_unused() -> None:
     """Remove the folders this process claimed and left empty (a run that ended before writing),
     the newest first, so that an experiment folder made for the run goes too."""
+    CONTINUED.clear()
     while CLAIMED:
         try:
             CLAIMED.pop().rmdir()  # only an empty folder is removed

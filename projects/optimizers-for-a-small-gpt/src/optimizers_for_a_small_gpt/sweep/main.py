@@ -4,6 +4,7 @@ the compare command for the figure. See the package's docstring (sweep/__init__.
 
 import argparse
 import importlib
+import os
 import statistics
 import sys
 
@@ -107,6 +108,15 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def finish_command(options) -> str:
+    """What finishes a stopped sweep: the same command, or on SLURM the same job array again."""
+    storage = f" --storage {shown(options.storage)}" if options.storage else ""
+    if os.environ.get("SLURM_JOB_ID"):
+        return (f"Submit the same job array again to finish the sweep: sbatch --array=0-N scripts/sweep_slurm.sh "
+                f"{options.config}{storage} (N + 1 workers)")
+    return f"The same command finishes the sweep: uv run python sweep.py --config {options.config}{storage}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """sweep.py's command line; returns its exit status."""
     options = parse_arguments(argv)
@@ -133,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\nStopped. The same command finishes the sweep: uv run python sweep.py --config {options.config}"
-              + (f" --storage {shown(options.storage)}" if options.storage else ""), file=sys.stderr)
+        print(f"\nStopped. {finish_command(options)}", file=sys.stderr)
         return 130
     if not options.no_compare:
         call_compare(sweep)

@@ -16,7 +16,7 @@ from ..optim import OPTIMIZERS, SCHEDULES, arguments_of, optimizer_spec, schedul
 
 # Command-line keys that say nothing about the experiment itself: never part of a run's name.
 NOT_IN_NAMES = re.compile(
-    r"^(config|ckpt_path|name|threads|print_config|help|last_checkpoint|trainer\.(logger|enable_|callbacks|default_root_dir))"
+    r"^(config|ckpt_path|name|threads|print_config|help|last_checkpoint|trainer\.(logger|enable_|callbacks|default_root_dir|num_nodes))"
 )
 
 

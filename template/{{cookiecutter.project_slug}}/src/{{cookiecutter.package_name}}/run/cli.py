@@ -32,6 +32,7 @@ What this adds to LightningCLI:
 """
 
 import argparse
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -51,7 +52,15 @@ from .callbacks import Diagnostics, Diverged, OptimizerModes, ProgressBar, SkipE
 from .checkpoints import AtomicCheckpointIO, BestCheckpoint, LatestCheckpoint
 from .families import model_links
 from .flags import config_files, expand_choices, name_from_arguments, one_line
-from .folders import check_writable, claimed_here, log_into_named_run, name_after_data_file, name_the_run, release_unused
+from .folders import (
+    check_writable,
+    log_into_named_run,
+    mark_slurm_job,
+    name_after_data_file,
+    name_the_run,
+    placed_here,
+    release_unused,
+)
 from .hardware import check_hardware, fall_back_to_fp16
 from .resume import check_checkpoint, check_same_run, resume_latest_run, take_data_settings
 from .summary import RunSummary, run_settings
@@ -185,13 +194,18 @@ class SaveFitConfig(SaveConfigCallback):
             config.ckpt_path = None
             config.name = Path(trainer.log_dir).name
         log_dir = trainer.log_dir  # (every process asks: Lightning broadcasts it)
-        if (config.get("name") or claimed_here(log_dir)) and hasattr(config.trainer.logger, "init_args"):
+        if (config.get("name") or placed_here(log_dir)) and hasattr(config.trainer.logger, "init_args"):
             config.trainer.logger.init_args.version = None  # a repeat claims a folder of its own (see folders.py)
+        if placed_here(log_dir) and config.trainer.get("default_root_dir"):
+            config.trainer.default_root_dir = None  # set for a SLURM job only (folders.py)
         if trainer.is_global_zero:
+            mark_slurm_job(log_dir)
             os.makedirs(log_dir, exist_ok=True)
-            # skip_check: the config was checked when it was read; checking it again took 25 ms of every run.
-            self.parser.save(config, os.path.join(log_dir, self.config_filename), skip_none=False,
-                             overwrite=self.overwrite, multifile=self.multifile, skip_check=True)
+            # Not checked again (it was when it was read; again took 25 ms of every run): jsonargparse
+            # 4.35 renamed the switch skip_check to skip_validation.
+            renamed = "skip_validation" in inspect.signature(self.parser.save).parameters
+            self.parser.save(config, os.path.join(log_dir, self.config_filename), skip_none=False, overwrite=self.overwrite,
+                             multifile=self.multifile, **{"skip_validation" if renamed else "skip_check": True})
             self.save_config(trainer, pl_module, "fit")  # SaveConfigCallback's hook for subclasses, as its setup calls it
 
 
