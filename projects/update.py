@@ -93,7 +93,8 @@ def bake(answers: dict, folder: Path) -> Path:
     config = folder / "cookiecutter-config.yaml"  # keeps cookiecutter's replay files out of $HOME
     config.write_text(f"cookiecutters_dir: '{folder / 'cookiecutters'}'\nreplay_dir: '{folder / 'replay'}'\n")
     with quiet_stdout():
-        return Path(cookiecutter(str(REPO), directory="template", no_input=True, extra_context=answers,
+        # _uv_lock no: uv.lock is not a file the template owns here (an example keeps its own, or none)
+        return Path(cookiecutter(str(REPO), directory="template", no_input=True, extra_context={**answers, "_uv_lock": "no"},
                                  output_dir=str(folder / "out"), config_file=str(config)))
 
 

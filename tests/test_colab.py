@@ -17,12 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 WALKTHROUGH = REPO / "colab" / "walkthrough.ipynb"
 
 
-@pytest.fixture(autouse=True)
-def isolated_cookiecutter(tmp_path, monkeypatch):
-    """Keep cookiecutter's clones and replay files out of the home folder (the kernel inherits this)."""
-    config = tmp_path / "cookiecutter-config.yaml"
-    config.write_text(f"cookiecutters_dir: {tmp_path / 'cookiecutters'}\nreplay_dir: {tmp_path / 'replay'}\n")
-    monkeypatch.setenv("COOKIECUTTER_CONFIG", str(config))
+# (conftest.py's isolated_cookiecutter keeps cookiecutter's files out of the home folder; the kernel
+# inherits its COOKIECUTTER_CONFIG.)
 
 
 @pytest.mark.slow

@@ -53,6 +53,38 @@ def test_the_all_project_passes_its_slow_tests(tmp_path):
     assert " passed" in result.stdout
 
 
+@pytest.mark.slow
+def test_the_oldest_versions_the_project_allows_pass_its_fast_tier(tmp_path):
+    """pyproject.toml's lower bounds are true: the `all` project, installed in an environment of
+    its own with each dependency at the oldest version it allows (uv's lowest-direct
+    resolution), passes its whole fast tier. A bound that fails here is raised to what passes."""
+    project = bake(tmp_path, problem_family="all", project_name="Oldest Check")
+    venv, uv = tmp_path / "oldest", [sys.executable, "-m", "uv"]
+    subprocess.run([*uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+    python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
+    install = subprocess.run([*uv, "pip", "install", "--quiet", "--python", str(python), "--resolution", "lowest-direct",
+                              "--compile-bytecode", "-e", f"{project}[dev]"], capture_output=True, text=True, timeout=1800)
+    assert install.returncode == 0, install.stderr[-3000:]
+    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"} | {"OMP_NUM_THREADS": "1"}
+    result = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow"],
+                            cwd=project, capture_output=True, text=True, env=env, timeout=2400)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_a_fresh_bake_locks_its_dependencies_for_uv_sync(tmp_path, capfd):
+    project = bake(tmp_path, problem_family="objective", project_name="Lock Check", _uv_lock="yes")
+    assert "uv.lock fixes the version of every dependency" in capfd.readouterr().out
+    assert (project / "uv.lock").is_file()
+    uv = [sys.executable, "-m", "uv"]
+    check = subprocess.run([*uv, "lock", "--locked"], cwd=project, capture_output=True, text=True, timeout=600)
+    assert check.returncode == 0, check.stderr[-2000:]  # uv.lock agrees with pyproject.toml
+    sync = subprocess.run([*uv, "sync", "--locked", "--extra", "dev", "--dry-run"], cwd=project, capture_output=True,
+                          text=True, timeout=600)
+    assert sync.returncode == 0, sync.stderr[-2000:]  # the README's install command accepts it
+    assert "uv sync --locked --extra dev" in (project / ".github" / "workflows" / "tests.yml").read_text()
+
+
 def test_default_bake_is_fully_rendered(tmp_path):
     project = bake(tmp_path)
     assert project.name == "optimizer-study"

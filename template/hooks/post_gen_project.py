@@ -11,9 +11,11 @@ the folder held before (none for a new project), so a file of the team's own, su
 cookiecutter is run again over the project.
 """
 
+import importlib.util
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = {{ cookiecutter.package_name|tojson }}
@@ -26,6 +28,8 @@ CHECKOUT = {{ (cookiecutter.get("_checkout") or "")|tojson }}
 # cruft (`cruft create`, `cruft update`) writes .cruft.json itself, and renders the template in
 # temporary folders to compute an update: then this hook stays quiet.
 RUN_BY_CRUFT = {{ "_commit" in cookiecutter }}
+# Whether to fix every dependency's version in uv.lock (cookiecutter ... _uv_lock=no: leave it to you).
+MAKE_LOCK = {{ (cookiecutter.get("_uv_lock") or "yes")|tojson }} != "no"
 # Every answer, as cookiecutter rendered it: JSON text in a Python string, read by json.loads
 # (a JSON string is not always a Python one: an emoji is written as two escapes that only JSON joins).
 ANSWERS = {
@@ -130,6 +134,26 @@ def link_to_template(root: Path) -> bool:
     return True
 
 
+def lock_dependencies(root: Path) -> str:
+    """Make uv.lock (every dependency's exact version, for every platform, so the team installs the
+    same versions all semester) with uv, if it is here and reaches the package index; returns the
+    line to print about it."""
+    if importlib.util.find_spec("uv") is not None:
+        command = [sys.executable, "-m", "uv", "lock", "--quiet"]  # uv installed as a Python package
+    elif shutil.which("uv"):
+        command = [shutil.which("uv"), "lock", "--quiet"]
+    else:
+        command = None
+    try:
+        done = command is not None and subprocess.run(command, cwd=root, capture_output=True, timeout=600).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        done = False
+    if done and (root / "uv.lock").is_file():
+        return "uv.lock fixes the version of every dependency: commit it (README.md, Installing, says how to update it)."
+    return ("No uv.lock yet (uv is not installed here, or could not reach the package index): run `uv lock` in the "
+            "project, then commit uv.lock.")
+
+
 def main() -> None:
     root = Path.cwd()
     existing = existing_files(root)
@@ -151,12 +175,14 @@ changes into a project, run `uvx cruft update` in it instead (README.md, Getting
 """
         )
         return
+    locked = lock_dependencies(root) if MAKE_LOCK else "No uv.lock (_uv_lock=no): run `uv lock` in the project."
     print(
         f"""
 Your project is ready in {root}
+{locked}
 
 Next steps (from that folder):
-  1. Install:        uv sync --extra dev
+  1. Install:        uv sync --locked --extra dev
   2. Train:          uv run python train.py fit   (the default experiment, offline, on the CPU)
   3. Test:           uv run pytest
   4. Look at runs:   uv run tensorboard --logdir runs

@@ -462,5 +462,6 @@ def test_every_document_runs_commands_with_uv_run():
     assert len(fallbacks) == 1, f"one paragraph should explain running without uv, found {fallbacks or 'none'}"
     readme = (ROOT / "README.md").read_text()
     quickstart = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
-    for step in ("uv sync --extra dev", "uv run python train.py fit", "uv run pytest", "uv run tensorboard --logdir runs"):
+    steps = ("uv sync --locked --extra dev", "uv run python train.py fit", "uv run pytest", "uv run tensorboard --logdir runs")
+    for step in steps:
         assert step in quickstart, f"the Quickstart lacks {step!r}, which the generator prints as a next step"

@@ -32,7 +32,6 @@ What this adds to LightningCLI:
 """
 
 import argparse
-import inspect
 import os
 import sys
 from pathlib import Path
@@ -201,11 +200,9 @@ class SaveFitConfig(SaveConfigCallback):
         if trainer.is_global_zero:
             mark_slurm_job(log_dir)
             os.makedirs(log_dir, exist_ok=True)
-            # Not checked again (it was when it was read; again took 25 ms of every run): jsonargparse
-            # 4.35 renamed the switch skip_check to skip_validation.
-            renamed = "skip_validation" in inspect.signature(self.parser.save).parameters
-            self.parser.save(config, os.path.join(log_dir, self.config_filename), skip_none=False, overwrite=self.overwrite,
-                             multifile=self.multifile, **{"skip_validation" if renamed else "skip_check": True})
+            # skip_validation: the config was checked when it was read; checking it again took 25 ms of every run.
+            self.parser.save(config, os.path.join(log_dir, self.config_filename), skip_none=False,
+                             overwrite=self.overwrite, multifile=self.multifile, skip_validation=True)
             self.save_config(trainer, pl_module, "fit")  # SaveConfigCallback's hook for subclasses, as its setup calls it
 
 
