@@ -75,16 +75,21 @@ def test_a_resume_takes_the_runs_own_settings_and_finds_the_run_of_the_options_g
     assert type(resumed.trainer.optimizers[0]).__name__ == "Adam" and batch_size_of(resumed) == 32
 
 
-def test_a_resume_with_a_larger_budget_continues_the_learning_rate(in_tmp):
+def test_a_resume_with_a_larger_budget_continues_the_learning_rate(in_tmp, capsys):
     record = ["--trainer.callbacks", "[{class_path: test_resume.RecordLR}]"]
     RecordLR.seen = []
-    run("fit", "--trainer.max_epochs", "2", "--scheduler", "cosine", *record, *QUIET)
-    before = RecordLR.seen[-1]
+    first = run("fit", "--trainer.max_epochs", "2", "--scheduler", "cosine", *record, *QUIET)
+    before, planned = RecordLR.seen[-1], first.trainer.global_step
     RecordLR.seen = []
+    capsys.readouterr()
     resumed = run("fit", "--trainer.max_epochs", "4", "--scheduler", "cosine", "--ckpt_path", "last", *record, *QUIET)
     assert resumed.trainer.current_epoch == 4
     # A cosine over 2 epochs ends near 0; replanned over 4 it would restart from its middle.
     assert max(RecordLR.seen) <= before + 1e-9, (before, RecordLR.seen[:3])
+    # ... and the end of the run says so.
+    extra, steps = resumed.trainer.global_step - planned, resumed.trainer.global_step
+    assert f"Note: Cosine was planned over {planned} steps: the last {extra} of the {steps} ran at its final learning rate" \
+        in capsys.readouterr().out
 
 
 def test_a_resumed_runs_table_covers_the_whole_run(in_tmp, capsys):

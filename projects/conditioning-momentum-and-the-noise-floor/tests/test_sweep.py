@@ -249,3 +249,8 @@ def test_sweep_files_load_and_explain_every_value(path):
             f"{path.name} has no twin {path.stem}_full.yaml: every sweep file comes with a _full one, the same question "
             f"at full size for a GPU (a larger budget, more seeds): copy it to configs/sweeps/{path.stem}_full.yaml and "
             "scale it up (docs/comparing.md, the rules of a sweep file)")
+
+
+def test_a_worker_that_stopped_is_named_with_how_it_ended():
+    assert workers.how_it_ended(-signal.SIGKILL).startswith("was killed by SIGKILL, which leaves no message")
+    assert workers.how_it_ended(1) == "ended with exit status 1: its error is printed above"

@@ -141,6 +141,9 @@ class RunSummary(Callback):
                  f"{seconds:.1f} s, {outcome}"]
         if self.final:
             lines += metrics_table(self.best, self.final)
+        for config in trainer.lr_scheduler_configs:  # a schedule that a resume ran past its planned length
+            if hasattr(config.scheduler, "end_note") and (note := config.scheduler.end_note(trainer.global_step)):
+                lines.append(note)
         lines.append(saved_files(Path(where)))
         if self.hint:
             lines.append(self.hint)

@@ -42,6 +42,17 @@ class Schedule(torch.optim.lr_scheduler.LambdaLR):
         self.factor(0, self.total_steps)  # fail now, not at the first step, if the schedule cannot work
         super().__init__(optimizer, lambda step: self.with_warmup(step))
 
+    kept_planned_length = False  # a resume with a larger budget kept the length the run was planned with
+
+    def end_note(self, steps: int) -> str | None:
+        """What the end-of-run table says when a resume ran past the planned length (else None)."""
+        planned = self.warmup_steps + self.total_steps
+        if not self.kept_planned_length or steps <= planned:
+            return None
+        return (f"Note: {type(self).__name__} was planned over {planned:g} steps: the last {steps - planned:g} of the "
+                f"{steps} ran at its final learning rate, {self.get_last_lr()[0]:.3g}. For a schedule over the whole "
+                "run, start a new run.")
+
     def with_warmup(self, step: int) -> float:
         if step < self.warmup_steps:
             return (step + 1) / self.warmup_steps  # linear warmup, never exactly 0
@@ -68,6 +79,7 @@ class Schedule(torch.optim.lr_scheduler.LambdaLR):
         super().load_state_dict(state)
         if planned is not None and tuple(planned) != (self.warmup_steps, self.total_steps):
             self.warmup_steps, self.total_steps = planned
+            self.kept_planned_length = True
             print(f"Resuming: {type(self).__name__} keeps the length it was planned with "
                   f"({self.warmup_steps + self.total_steps:g} steps), so the learning rate does not jump; steps "
                   "beyond it keep its final value. For a schedule over the longer run, start a new run.")

@@ -88,7 +88,9 @@ def run_workers(sweep: Sweep, phase: Phase, storage_url: str, workers: int, thre
         stop_workers(processes)
         raise
     if any(codes):
-        raise SweepError(f"{sum(map(bool, codes))} of {workers} workers stopped with an error (see above)")
+        ended = "; ".join(f"worker {index + 1} {how_it_ended(code)}" for index, code in enumerate(codes) if code)
+        raise SweepError(f"{sum(map(bool, codes))} of {workers} workers stopped ({ended}); the same command runs the "
+                         "trials that are left")
 
 
 def stop_workers(processes: list) -> None:
@@ -102,6 +104,17 @@ def stop_workers(processes: list) -> None:
             process.wait(timeout=120)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def how_it_ended(code: int) -> str:
+    """A worker's exit status in words (a negative status: the signal that ended it)."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:  # a number with no name here
+            name = f"signal {-code}"
+        return f"was killed by {name}, which leaves no message (the system stops a process this way when memory runs out)"
+    return f"ended with exit status {code}: its error is printed above"
 
 
 def run_phase(sweep: Sweep, phase: Phase, storage_url: str, options: argparse.Namespace, plan: list | None) -> optuna.Study:
