@@ -92,6 +92,13 @@ def test_a_resume_with_a_larger_budget_continues_the_learning_rate(in_tmp, capsy
         in capsys.readouterr().out
 
 
+def test_a_resume_with_a_budget_the_run_has_passed_ends_at_once_without_an_error(in_tmp):
+    run("fit", "--trainer.max_epochs", "1", "--name", "extended", *QUIET)
+    run("fit", "--trainer.max_epochs", "3", "--name", "extended", "--ckpt_path", "last", *QUIET)  # past the first budget...
+    again = run("fit", "--trainer.max_epochs", "2", "--name", "extended", "--ckpt_path", "last", *QUIET)  # ...then below it
+    assert again.trainer.current_epoch == 3 and Path(again.trainer.log_dir).name == "extended"  # nothing more to train
+
+
 def test_a_resumed_runs_table_covers_the_whole_run(in_tmp, capsys):
     first = run("fit", "--trainer.max_epochs", "2", *QUIET)
     last = Path(first.trainer.log_dir) / "checkpoints" / "last.ckpt"

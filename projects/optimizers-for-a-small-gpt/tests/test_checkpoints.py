@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import QUIET, run
+from jsonargparse import ArgumentParser
 
 from optimizers_for_a_small_gpt.config_errors import ConfigError
 from optimizers_for_a_small_gpt.run.checkpoints import AtomicCheckpointIO
@@ -47,7 +48,7 @@ def test_a_save_killed_midway_leaves_the_previous_checkpoint_whole(where, tmp_pa
 
 
 def test_a_full_disk_keeps_the_previous_checkpoint_and_says_what_to_do(tmp_path, monkeypatch, in_tmp, capsys):
-    path, writer = tmp_path / "last.ckpt", AtomicCheckpointIO()
+    path, writer, real_fsync = tmp_path / "last.ckpt", AtomicCheckpointIO(), os.fsync
     writer.save_checkpoint({"step": torch.tensor(1)}, path)
     monkeypatch.setattr(os, "fsync", stop_at("fsync", OSError(errno.ENOSPC, "No space left on device")))
     with pytest.raises(ConfigError, match=r"the disk is full: a checkpoint of this run needs [\d.]+ MB in .*--ckpt_path last"):
@@ -56,3 +57,9 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_says_what_to_do(tmp_path,
     with pytest.raises(SystemExit) as exit_info:  # in a run: one line, exit status 2
         run("fit", *SHORT)
     assert exit_info.value.code == 2 and "error: the disk is full" in capsys.readouterr().err
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    # A full disk elsewhere (here: as config.yaml is written) ends with one line too.
+    monkeypatch.setattr(ArgumentParser, "save", stop_at("save", OSError(errno.ENOSPC, "No space left", "config.yaml")))
+    with pytest.raises(SystemExit) as exit_info:
+        run("fit", *SHORT)
+    assert exit_info.value.code == 2 and "error: the disk is full (writing config.yaml)" in capsys.readouterr().err

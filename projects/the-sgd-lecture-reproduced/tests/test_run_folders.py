@@ -51,13 +51,21 @@ def test_a_run_that_writes_nothing_leaves_no_folder_and_says_so(in_tmp, capsys):
     assert "Nothing saved" in capsys.readouterr().out
     assert not [path for path in (in_tmp / "runs").rglob("*") if path.is_file()]
     assert not [path for path in (in_tmp / "runs").glob("*/*")]  # no empty run folder either
+    # The debug preset (one batch of each loop, nothing kept) says the same.
+    run("fit", "--config", str(ROOT / "configs" / "trainer" / "debug.yaml"), *QUIET)
+    assert "Nothing saved" in capsys.readouterr().out and not list((in_tmp / "runs").glob("*/*"))
+    # A run of no epochs keeps what it wrote, and says only that.
+    cli = run("fit", "--trainer.max_epochs", "0", *QUIET)
+    printed = capsys.readouterr().out
+    assert f"Saved in {cli.trainer.log_dir} (" in printed and "config.yaml" not in printed.split("Saved in", 1)[1]
 
 
 @pytest.mark.skipif(torch.cuda.is_available() or torch.backends.mps.is_available(), reason="this machine has a GPU")
-def test_a_gpu_preset_without_a_gpu_ends_with_one_line(in_tmp, capsys):
-    fails_with("configs/trainer/gpu.yaml asks for a GPU (accelerator: gpu) and this machine has none: "
+@pytest.mark.parametrize("preset", ["gpu", "ddp", "fsdp", "slurm"])
+def test_a_gpu_preset_without_a_gpu_ends_with_one_line(preset, in_tmp, capsys):
+    fails_with(f"configs/trainer/{preset}.yaml asks for a GPU (accelerator: gpu) and this machine has none: "
                "train on the CPU with --config configs/trainer/cpu.yaml", capsys,
-               "fit", "--config", str(ROOT / "configs" / "trainer" / "gpu.yaml"))
+               "fit", "--config", str(ROOT / "configs" / "trainer" / f"{preset}.yaml"))
     assert not (in_tmp / "runs").exists()
 
 

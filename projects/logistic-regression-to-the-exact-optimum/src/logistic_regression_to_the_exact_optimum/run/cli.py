@@ -32,6 +32,7 @@ What this adds to LightningCLI:
 """
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
@@ -258,6 +259,10 @@ def main(args: list[str] | None = None, default_config: str | Path | None = None
             print(f"Diverged: {diverged}", file=sys.stderr)
             return None  # a finished experiment with a result ("diverged"), not a crash
         cause = cause_of_type(error, ConfigError) or cause_of_type(error, MisconfigurationException)
+        full = cause_of_type(error, OSError)
+        if cause is None and full is not None and full.errno == errno.ENOSPC:
+            cause = (f"the disk is full (writing {full.filename or 'the run'}): free some space, then continue the run "
+                     "with --ckpt_path last (its checkpoints so far are whole)")
         if cause is None:
             raise
         print(f"error: {cause}", file=sys.stderr)
