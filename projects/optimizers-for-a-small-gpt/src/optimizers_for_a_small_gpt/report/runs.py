@@ -188,8 +188,8 @@ def run_folders(selectors: list[str], root: Path = Path("runs"), notes: list[str
         for event in sorted(events):
             if (position := cut_off_at(event)) is not None:
                 notes.append(f"left out {event.parent}: its event file {event.name} is cut off after {position} of "
-                             f"{event.stat().st_size} bytes (killed while writing, or copied in part), so its last values "
-                             "are unknown; run it again, or continue it with --ckpt_path last")
+                             f"{event.stat().st_size} bytes (still being written, killed while writing, or copied in "
+                             "part), so its last values are unknown: wait for it to finish, or run it again")
                 found[event.parent.absolute()] = None
             found.setdefault(event.parent.absolute(), event.parent)
     return sorted((folder for folder in found.values() if folder is not None), key=run_order)

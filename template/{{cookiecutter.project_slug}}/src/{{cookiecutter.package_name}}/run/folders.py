@@ -6,8 +6,8 @@
 A new run claims its folder by creating it: creating a folder either succeeds or finds it
 there, in one step of the file system, so two runs started at the same moment (two terminals,
 a sweep's workers) never get the same folder; the second one moves on to the next free name.
-A run that ends before writing anything (an error in its settings, `--trainer.max_epochs 0`)
-gives its empty folder back (release_unused, at the end of cli.main).
+A run that ends before writing anything (an error in its settings, a fast_dev_run) gives its
+empty folder back (release_unused, at the end of cli.main).
 
 On a SLURM cluster, Lightning answers the time-limit warning (`#SBATCH --signal=SIGUSR1@90`) by
 saving hpc_ckpt_N.ckpt and requeueing the job. The run's folder is then also its default_root_dir,
