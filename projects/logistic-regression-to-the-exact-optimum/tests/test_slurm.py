@@ -12,6 +12,7 @@ import pytest
 import yaml
 from conftest import QUIET, run
 
+from logistic_regression_to_the_exact_optimum.run import folders
 from logistic_regression_to_the_exact_optimum.sweep.main import finish_command
 
 JOB = "4242"
@@ -58,6 +59,13 @@ def test_a_requeued_job_continues_its_run_in_one_folder(slurm_job, monkeypatch):
     saved = yaml.safe_load((folder / "config.yaml").read_text())
     assert saved["trainer"]["default_root_dir"] is None and saved["trainer"]["logger"]["init_args"]["version"] is None
     assert folder.name == "max_epochs3"  # named by the command line, not by the job's own settings
+
+
+def test_a_requeued_run_keeps_only_the_newest_requeue_checkpoint(tmp_path):
+    for number in (1, 2, 10):
+        (tmp_path / f"hpc_ckpt_{number}.ckpt").write_bytes(b"a checkpoint")
+    folders.keep_newest_hpc_checkpoint(tmp_path)  # as a requeued job does before Lightning resumes from the newest
+    assert [path.name for path in tmp_path.iterdir()] == ["hpc_ckpt_10.ckpt"]
 
 
 def test_a_stopped_sweep_says_how_to_finish_it_where_it_ran(monkeypatch):

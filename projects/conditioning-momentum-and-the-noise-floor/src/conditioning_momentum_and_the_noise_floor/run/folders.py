@@ -71,6 +71,15 @@ def requeued_run(experiment: Path) -> Path | None:
     return marked[-1].parent if marked else None
 
 
+def keep_newest_hpc_checkpoint(folder: Path) -> None:
+    """Delete all but the newest of Lightning's requeue checkpoints (hpc_ckpt_N.ckpt, each a whole
+    checkpoint) in a run folder: Lightning resumes from the newest, the others are never read."""
+    numbered = sorted((int(match.group(1)), path) for path in folder.glob("hpc_ckpt_*.ckpt")
+                      if (match := re.fullmatch(r"hpc_ckpt_(\d+)\.ckpt", path.name)))
+    for _, path in numbered[:-1]:
+        path.unlink(missing_ok=True)
+
+
 def mark_slurm_job(log_dir: str | Path) -> None:
     """Mark the run folder with this SLURM job's id, once training has started (see requeued_run)."""
     if (job := slurm_job()) is not None:
@@ -100,6 +109,7 @@ def name_the_run(config, name: str | None) -> None:
         CONTINUED.append(earlier.resolve())
         if first_process():
             print(f"SLURM requeued this job: it continues its run in {earlier}")
+            keep_newest_hpc_checkpoint(earlier)
         return
     # A DDP run starts its other processes later with the same command (and LOCAL_RANK set):
     # they take the first process's folder (Lightning also hands them its log and checkpoint folders).
