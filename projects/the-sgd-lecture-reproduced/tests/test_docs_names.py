@@ -153,3 +153,11 @@ def missing_names(document: Path) -> list[str]:
 def test_every_name_a_document_mentions_exists(document):
     missing = missing_names(document)
     assert not missing, "names of code that do not exist here (fix the document, or the code):\n" + "\n".join(missing)
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "scripts").glob("*.sh")), ids=lambda path: path.name)
+def test_every_config_a_script_names_is_in_the_project(script):
+    """The cluster scripts' usage lines name configs this project has (a one-family project too)."""
+    named = set(re.findall(r"\bconfigs/[\w/]+\.yaml\b", script.read_text()))
+    assert named, f"{script.name} names no config in its usage lines"
+    assert [path for path in sorted(named) if not (ROOT / path).is_file()] == []
