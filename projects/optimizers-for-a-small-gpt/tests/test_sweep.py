@@ -254,3 +254,13 @@ def test_sweep_files_load_and_explain_every_value(path):
 def test_a_worker_that_stopped_is_named_with_how_it_ended():
     assert workers.how_it_ended(-signal.SIGKILL).startswith("was killed by SIGKILL, which leaves no message")
     assert workers.how_it_ended(1) == "ended with exit status 1: its error is printed above"
+
+
+def test_a_yaml_mistake_in_a_sweep_file_names_its_line(in_tmp, capsys):
+    from optimizers_for_a_small_gpt.report import compare
+
+    (in_tmp / "bad.yaml").write_text("experiment: configs/x.yaml\nspace:\n  lr: [0.1, 0.2\n")
+    assert main(["--config", "bad.yaml", "--no-compare"]) == 2
+    assert "error: bad.yaml, line 4, column 1: expected ',' or ']'" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match=r"^error: bad\.yaml, line 4, column 1: expected ',' or '\]'"):
+        compare.main(["--sweep", "bad.yaml"])

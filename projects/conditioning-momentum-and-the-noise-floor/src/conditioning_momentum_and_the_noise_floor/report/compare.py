@@ -60,6 +60,7 @@ from pathlib import Path
 
 import yaml
 
+from ..config_errors import ConfigError, read_yaml
 from ..metrics import higher_is_better
 from .comparison import (
     Options,
@@ -166,7 +167,10 @@ def load_options(args: argparse.Namespace, notes: list[str]) -> Options:
     if args.sweep:
         if not Path(args.sweep).is_file():
             raise SystemExit(f"error: no sweep file {args.sweep} (the project's sweeps are in configs/sweeps/)")
-        sweep = yaml.safe_load(Path(args.sweep).read_text()) or {}
+        try:
+            sweep = read_yaml(args.sweep) or {}
+        except ConfigError as error:  # a YAML mistake: its file and line
+            raise SystemExit(f"error: {error}") from None
         name = str(sweep.get("name") or Path(args.sweep).stem)
         folder = (args.root or runs_root(sweep.get("experiment"), Path(args.sweep))) / name
     else:

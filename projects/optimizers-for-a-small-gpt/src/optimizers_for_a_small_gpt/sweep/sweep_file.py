@@ -14,6 +14,8 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
+from ..config_errors import ConfigError, read_yaml
+
 PACKAGE = __name__.split(".")[0]  # the project's package
 SRC = Path(__file__).resolve().parents[2]  # the folder the package is imported from
 METHODS = ("grid", "random", "tpe")
@@ -98,7 +100,10 @@ def load_sweep(path: str | Path) -> Sweep:
     path = Path(path)
     if not path.is_file():
         raise SweepError(f"no sweep file {path} (the sweeps that come with the project are in configs/sweeps/)")
-    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        raw = read_yaml(path) or {}
+    except ConfigError as error:  # a YAML mistake: its file and line
+        raise SweepError(str(error)) from None
     unknown = sorted(set(raw) - set(KEYS))
     if unknown:
         raise SweepError(f"{path}: unknown key(s) {', '.join(unknown)}; a sweep file has {', '.join(KEYS)}")
