@@ -140,10 +140,9 @@ def lock_dependencies(root: Path) -> str:
     line to print about it."""
     if importlib.util.find_spec("uv") is not None:
         command = [sys.executable, "-m", "uv", "lock", "--quiet"]  # uv installed as a Python package
-    elif shutil.which("uv"):
-        command = [shutil.which("uv"), "lock", "--quiet"]
     else:
-        command = None
+        uv = shutil.which("uv")
+        command = [uv, "lock", "--quiet"] if uv else None
     try:
         done = command is not None and subprocess.run(command, cwd=root, capture_output=True, timeout=600).returncode == 0
     except (OSError, subprocess.TimeoutExpired):

@@ -71,6 +71,7 @@ class RunSummary(Callback):
         self.earlier_seconds = 0.0  # training time before a resume (from the checkpoint)
         self.exception = None  # what ended the run, if not its budget
         self.layout_written = False
+        self.declared: tuple[str, ...] | None = None  # the module's metrics_higher_is_better (see metrics.py)
 
     def state_dict(self) -> dict:
         """What every checkpoint keeps of this callback, so that a resumed run's table and HParams
@@ -87,9 +88,9 @@ class RunSummary(Callback):
 
     def on_fit_start(self, trainer, pl_module):
         self.started = time.perf_counter()
-        declared = getattr(pl_module, "metrics_higher_is_better", None)
-        if declared is not None and trainer.logger is not None:  # hparams.yaml keeps it: the reports read it there
-            trainer.logger.log_hyperparams({"metrics_higher_is_better": list(declared)})
+        self.declared = getattr(pl_module, "metrics_higher_is_better", None)
+        if self.declared is not None and trainer.logger is not None:  # hparams.yaml keeps it: the reports read it there
+            trainer.logger.log_hyperparams({"metrics_higher_is_better": list(self.declared)})
 
     def on_validation_end(self, trainer, pl_module):
         if trainer.sanity_checking or trainer.state.fn != "fit":
@@ -98,7 +99,7 @@ class RunSummary(Callback):
             if name.startswith("val/"):
                 value = float(value)  # one synchronisation per validation, not per step
                 self.final[name] = value
-                if is_better(name, value, self.best.get(name, math.nan), getattr(pl_module, "metrics_higher_is_better", None)):
+                if is_better(name, value, self.best.get(name, math.nan), self.declared):
                     self.best[name] = value
         if not self.layout_written:  # now the metric names are known
             self.write_layout(trainer)

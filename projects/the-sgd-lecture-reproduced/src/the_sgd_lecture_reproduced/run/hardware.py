@@ -21,15 +21,14 @@ def has_gpu() -> bool:
 def check_hardware(config) -> None:
     """Stop with one line when the trainer asks for a GPU the machine lacks, or for fp16 on a CPU
     (where Lightning would quietly train in bf16 under a run named after fp16)."""
-    trainer = config.trainer
+    accelerator, precision, gpu = str(config.trainer.accelerator), str(config.trainer.precision), has_gpu()
     presets = [str(path) for path in config.get("config") or [] if "trainer" in str(path).replace("\\", "/").split("/")]
     source = f"{presets[-1]} asks" if presets else "the trainer settings ask"
-    if str(trainer.accelerator) in ("gpu", "cuda", "mps") and not has_gpu():
-        raise ConfigError(f"{source} for a GPU (accelerator: {trainer.accelerator}) and this machine has none: "
+    if accelerator in ("gpu", "cuda", "mps") and not gpu:
+        raise ConfigError(f"{source} for a GPU (accelerator: {accelerator}) and this machine has none: "
                           "train on the CPU with --config configs/trainer/cpu.yaml instead (or run where a GPU is)")
-    on_cpu = str(trainer.accelerator) == "cpu" or (str(trainer.accelerator) == "auto" and not has_gpu())
-    if on_cpu and str(trainer.precision) in ("16", "16-mixed", "16-true"):
-        raise ConfigError(f"precision {trainer.precision} (fp16) needs a GPU: on the CPU use --trainer.precision bf16-mixed "
+    if (accelerator == "cpu" or (accelerator == "auto" and not gpu)) and precision in ("16", "16-mixed", "16-true"):
+        raise ConfigError(f"precision {precision} (fp16) needs a GPU: on the CPU use --trainer.precision bf16-mixed "
                           "or 32-true")
 
 

@@ -101,9 +101,9 @@ def expand_choices(args: list[str]) -> list[str]:
 def expand_or_exit(args: list[str]) -> list[str]:
     """`args` with the optimizer and scheduler flags expanded (expand_choices), or the end of the
     command with a one-line error if they name one that does not exist, or a --config file has a
-    YAML mistake (its file and line). train.py calls it before it
-    imports Lightning (which takes most of a command's start-up), so a misspelt name is reported in
-    about 2 seconds instead of 6, and hands the result to cli.main, which does not expand it again."""
+    YAML mistake (its file and line). train.py calls it before it imports Lightning (which takes
+    most of a command's start-up), so a misspelt name is reported in about 2 seconds instead of 6,
+    and hands the result to cli.main, which does not expand it again."""
     try:
         for path in config_files(args):  # a YAML mistake: its file and line, before Lightning loads
             if Path(path).is_file():
