@@ -10,14 +10,17 @@ temporary folder) and copies every file the template owns over the example's cop
                                                              # exit status 1 when there are any
 
 Files the template owns: src/, tests/, configs/trainer/, scripts/, .github/, notebooks/,
-train.py, sweep.py, pyproject.toml, LICENSE and PROMPT.md. A test file the template never had
-(an example's tests/test_results.py) is the example's own. Everything else (README.md,
+benchmark/, train.py, sweep.py, pyproject.toml, LICENSE and PROMPT.md. A test file the template
+never had (an example's tests/test_results.py), a module it never had in src/ (an example's own
+optimizer, as a team adds one: docs/extending.md) and a file it never had in benchmark/ (a search
+space submitted to the course benchmark) are the example's own. Everything else (README.md,
 report.md, slides/, figures/, runs/, its configs, reproduce.sh) is never touched.
 
 A file the template no longer makes (it had it once: in its git history, or for another family)
-is deleted. A file the template never had in a folder it owns other than tests/ is reported and
-kept: move it out. `.cruft.json` is pointed at the template by a relative path (`../..` from
-projects/<slug>/) and at the commit checked out now, so that `cruft diff` works in any clone.
+is deleted. A file the template never had in a folder it owns other than tests/, src/ and
+benchmark/ is reported and kept: move it out. `.cruft.json` is pointed at the template by a
+relative path (`../..` from projects/<slug>/) and at the commit checked out now, so that
+`cruft diff` works in any clone.
 """
 
 import argparse
@@ -36,8 +39,9 @@ from cookiecutter.main import cookiecutter
 REPO = Path(__file__).resolve().parents[1]
 PROJECTS = REPO / "projects"
 PROJECT_TEMPLATE = "template/{{cookiecutter.project_slug}}"
-OWNED_FOLDERS = ("src/", "tests/", "configs/trainer/", "scripts/", ".github/", "notebooks/")
+OWNED_FOLDERS = ("src/", "tests/", "configs/trainer/", "scripts/", ".github/", "notebooks/", "benchmark/")
 OWNED_FILES = {"train.py", "sweep.py", "pyproject.toml", "LICENSE", "PROMPT.md"}
+OWN_FILES_ALLOWED = ("tests/", "src/", "benchmark/")  # where an example may add files of its own (see above)
 NOT_FILES_OF_ANYONE = {"__pycache__", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints"}
 
 
@@ -126,7 +130,7 @@ def differences(example: Path, fresh: Path, package: str) -> list[tuple[str, str
              if (example / name).read_bytes() != (fresh / name).read_bytes()]
     found += [("missing", name) for name in sorted(theirs - ours)]
     found += [("stale", name) for name in sorted((ours - theirs) & ever)]
-    found += [("foreign", name) for name in sorted(ours - theirs - ever) if not name.startswith("tests/")]
+    found += [("foreign", name) for name in sorted(ours - theirs - ever) if not name.startswith(OWN_FILES_ALLOWED)]
     return found
 
 

@@ -105,6 +105,7 @@ def test_each_family_bakes_a_project_that_passes_its_own_tests(family, tmp_path)
     assert kept == expected
     assert {path.stem.split("_")[0] for path in project.glob("configs/*.yaml")} == expected
     assert {path.stem.split("_")[0] for path in project.glob("configs/sweeps/*.yaml")} <= expected
+    assert {path.stem.split("_")[0] for path in project.glob("benchmark/workloads/*.yaml")} == expected  # its own workloads
     package = next(project.glob("src/*/problems")).parent
     for module, users in {"fista": {"objective", "tabular"}, "image_datasets": {"vision", "diffusion"},
                           "report/objective_trajectories": {"objective"}}.items():  # code a family uses leaves with it

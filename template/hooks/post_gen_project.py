@@ -2,7 +2,7 @@
 project to the template for later updates (.cruft.json), then print the next steps.
 
 Each family is one cohesive unit: `src/<package>/problems/<family>.py` and its helpers
-`<family>_*.py`, `configs/<family>*.yaml`, `configs/sweeps/<family>*.yaml` and
+`<family>_*.py`, `configs/<family>*.yaml`, `configs/sweeps/<family>*.yaml`, `benchmark/workloads/<family>_*.yaml` and
 `tests/test_<family>*.py`, plus the nets in `src/<package>/nets/` that only it uses.
 
 Only files that this run created are ever deleted. The pre-generation hook writes down the files
@@ -76,6 +76,7 @@ def unwanted_files(root: Path, keep: set[str]) -> list[Path]:
         unwanted += package.glob(f"report/{family}_*.py")  # its reporting, e.g. report/objective_trajectories.py
         unwanted += root.glob(f"configs/{family}*.yaml")
         unwanted += root.glob(f"configs/sweeps/{family}*.yaml")
+        unwanted += root.glob(f"benchmark/workloads/{family}_*.yaml")  # its workloads of the course benchmark
         unwanted += root.glob(f"tests/test_{family}*.py")
     needed = set().union(*(FAMILY_NETS[family] for family in keep))
     unwanted += [net for net in (package / "nets").glob("*.py") if net.stem != "__init__" and net.stem not in needed]
