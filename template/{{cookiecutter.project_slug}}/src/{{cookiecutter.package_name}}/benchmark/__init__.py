@@ -1,7 +1,9 @@
 """The course benchmark: is my optimizer better? Scored across workloads, on a laptop.
 
-    uv run python -m {{ cookiecutter.package_name }}.benchmark score --optimizer nadam --space benchmark/spaces/nadam.yaml --workers 2
-    uv run python -m {{ cookiecutter.package_name }}.benchmark score --optimizer my_package.lion.Lion --space benchmark/spaces/lion.yaml
+    uv run python -m {{ cookiecutter.package_name }}.benchmark score --optimizer nadam --space benchmark/spaces/nadam.yaml \
+        --workers 2                                                       # two trials at a time
+    uv run python -m {{ cookiecutter.package_name }}.benchmark score --optimizer my_package.lion.Lion \
+        --space benchmark/spaces/lion.yaml                                # your own optimizer, by import path
     uv run python -m {{ cookiecutter.package_name }}.benchmark leaderboard   # the tables and figures again, running nothing
     uv run python -m {{ cookiecutter.package_name }}.benchmark baselines     # the baselines run here: seconds become comparable
     uv run python -m {{ cookiecutter.package_name }}.benchmark targets       # set the targets again from those runs

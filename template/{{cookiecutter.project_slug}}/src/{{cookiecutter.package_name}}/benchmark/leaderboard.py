@@ -86,9 +86,9 @@ def leaderboard(trials: pd.DataFrame, suite: Suite, scored: dict) -> tuple[list[
     rows = []
     for rank, name in enumerate(order, 1):
         reached = int(np.isfinite(steps.medians[name]).sum())
-        row = [str(rank), name, f"{steps.score[name]:.3f}", interval_cell(steps, name), f"{reached}/{len(steps.medians)}"]
+        row = [str(rank), name, f"{steps.score[name]:.2f}", interval_cell(steps, name), f"{reached}/{len(steps.medians)}"]
         if seconds is not None:
-            row += [f"{seconds.score[name]:.3f}", interval_cell(seconds, name)]
+            row += [f"{seconds.score[name]:.2f}", interval_cell(seconds, name)]
         if costs is not None:
             row.append(f"{costs[name]:.2f}")
         row.append(sources[name])
@@ -110,7 +110,8 @@ def per_workload(trials: pd.DataFrame, suite: Suite, scored: dict) -> tuple[list
             studies = steps.bests[(steps.bests["workload"] == workload.name) & (steps.bests["submission"] == name)]
             reached = int(np.isfinite(studies["steps"]).sum())
             median = steps.medians.loc[workload.name, name]
-            row.append(f"{median:.0f} ({reached}/{len(studies)})" if math.isfinite(median) else f"missed ({reached}/{len(studies)})")
+            studies_reached = f"({reached}/{len(studies)})"
+            row.append(f"{median:.0f} {studies_reached}" if math.isfinite(median) else f"missed {studies_reached}")
         rows.append(row)
     return header, rows
 
@@ -125,7 +126,7 @@ def explanation(trials: pd.DataFrame, suite: Suite, scored: dict) -> str:
             f"{len(suite.workloads)} {suite.workloads[0].tier.upper()} workloads. Each optimizer had the same tuning budget: "
             f"{suite.studies} studies of {suite.trials} trials drawn quasi-randomly from its search space, each study counting "
             "its fastest trial and each workload the median over studies; the interval is a 95% bootstrap over studies. "
-            f"Cite it as: {best} scored {steps.score[best]:.3f} (95% interval {interval_cell(steps, best)}) on the course "
+            f"Cite it as: {best} scored {steps.score[best]:.2f} (95% interval {interval_cell(steps, best)}) on the course "
             f"benchmark's {len(suite.workloads)} workloads. ")
     if machine:
         text += f"Seconds and step costs were measured on one machine ({machine})."

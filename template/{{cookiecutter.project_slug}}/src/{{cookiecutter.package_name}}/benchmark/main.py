@@ -31,14 +31,20 @@ def check_optimizer(optimizer: str) -> None:
         raise BenchmarkError(f"cannot import the optimizer {optimizer}: {error}") from None
 
 
+def require_targets(suite: Suite) -> Suite:
+    """The suite, if every workload has its target (scores mean nothing without them)."""
+    unset = [workload.name for workload in suite.workloads if workload.target is None]
+    if unset:
+        tier = suite.workloads[0].tier
+        raise BenchmarkError(f"no target for {', '.join(unset)} (none yet, or one set for another budget or "
+                             f"metric): the baselines set it (uv run python -m {__package__} baselines --tier {tier})")
+    return suite
+
+
 def score(args: argparse.Namespace) -> None:
     from .running import run_studies, write_study_files
 
-    suite = load_suite(args.suite, args.tier)
-    unset = [workload.name for workload in suite.workloads if workload.target is None]
-    if unset:
-        raise BenchmarkError(f"no target for {', '.join(unset)} yet: the baselines set them "
-                             f"(uv run python -m {__package__} baselines --tier {args.tier})")
+    suite = require_targets(load_suite(args.suite, args.tier))
     check_optimizer(args.optimizer)
     name = submission_name(args.optimizer, args.name)
     if name in suite.baselines:
@@ -48,7 +54,7 @@ def score(args: argparse.Namespace) -> None:
     print(f"Scoring {name} on {len(suite.workloads)} {args.tier} workloads: {suite.studies} studies of {suite.trials} "
           f"trials each, from {args.space}", flush=True)
     run_studies(paths, args.workers)
-    report(suite, args)
+    report(args)
 
 
 def baselines(args: argparse.Namespace) -> None:
@@ -65,7 +71,7 @@ def baselines(args: argparse.Namespace) -> None:
     if unset:
         suite = save_targets(Suite(**{**vars(suite), "workloads": unset}), args)
     print(f"wrote {write_baselines(suite)}")
-    report(suite, args)
+    report(args)
 
 
 def save_targets(suite: Suite, args: argparse.Namespace) -> Suite:
@@ -86,14 +92,14 @@ def targets(args: argparse.Namespace) -> None:
     print(f"wrote {suite.targets_file} and {write_baselines(suite)}")
 
 
-def report(suite: Suite, args: argparse.Namespace) -> None:
+def report(args: argparse.Namespace) -> None:
     """The leaderboard, tables, figures and the tidy file, from every trial run so far."""
     from .leaderboard import score as score_trials
     from .leaderboard import tables, write_tables
     from .plots import plot_profiles, plot_steps
     from .results import gather, write_results
 
-    suite = load_suite(args.suite, args.tier)
+    suite = require_targets(load_suite(args.suite, args.tier))
     notes: list[str] = []
     trials = gather(suite, notes)
     scored = score_trials(trials, suite)
@@ -153,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     command = {"score": score, "baselines": baselines, "targets": targets, "worker": worker,
-               "leaderboard": lambda args: report(load_suite(args.suite, args.tier), args)}[args.command]
+               "leaderboard": report}[args.command]
     try:
         command(args)
     except (BenchmarkError, SweepError) as error:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..report.style import PAGE_WIDTH, PANEL_HEIGHT, STYLE, add_legend, figure_size, save, words
+from ..report.style import LINE_STYLES, PAGE_WIDTH, PANEL_HEIGHT, STYLE, add_legend, figure_size, save
 from .scores import profile
 from .suite import Suite
 
@@ -25,7 +25,9 @@ def plot_profiles(scored, suite: Suite, out: Path) -> list[Path]:
     order = sorted(scored.score.index, key=lambda name: -scored.score[name])
     with rc_context(STYLE):
         figure, axes = plt.subplots(figsize=figure_size(1), layout="constrained")
-        lines = [axes.step(taus, rho[name], where="post")[0] for name in order]
+        # one line style each, too: profiles that coincide stay visible
+        lines = [axes.step(taus, rho[name], where="post", linestyle=LINE_STYLES[place % len(LINE_STYLES)])[0]
+                 for place, name in enumerate(order)]
         axes.set(xlim=(1, suite.tau_max), ylim=(-0.02, 1.02), xlabel=f"tau: within this factor of the fastest ({scored.unit})",
                  ylabel="share of workloads")
         add_legend(figure, lines, [f"{name} ({scored.score[name]:.2f})" for name in order])
@@ -62,13 +64,13 @@ def plot_steps(scored, suite: Suite, out: Path) -> list[Path]:
                     panel.hlines(median, place - 0.3, place + 0.3, color=colour, linewidth=2)
             panel.axhline(workload.steps, color="0.4", linestyle="--", linewidth=0.8)
             sign = ">=" if workload.mode == "max" else "<="
-            panel.set_title(f"{workload.name}\n{words(workload.metric)} {sign} {workload.target:g}", fontsize=8)
+            panel.set_title(f"{workload.name}\n{workload.metric} {sign} {workload.target:g}", fontsize=8)
             panel.set(ylim=(0, workload.steps * 1.15), xticks=range(len(order)))
             panel.set_xticklabels(order, rotation=30, ha="right")
         for panel in panels[:, 0]:
             panel.set_ylabel("steps to target")
-        figure.suptitle(f"Steps to the target: each study's best trial (x above the dashed budget line: missed), "
-                        f"median as a bar", fontsize=8)
+        figure.suptitle("Steps to the target: each study's best trial (x above the dashed budget line: missed), "
+                        "median as a bar", fontsize=8)
         written = save(figure, out, "benchmark_steps")
         plt.close(figure)
     return written

@@ -112,7 +112,8 @@ def write_baselines(suite: Suite) -> Path:
     """benchmark/baselines.csv from the baselines' runs here: what the project ships for others to score against."""
     frames = [local_rows(suite, name) for name in suite.baselines]
     if any(frame is None for frame in frames):
-        raise BenchmarkError("some baseline studies are missing here: uv run python -m {{ cookiecutter.package_name }}.benchmark baselines")
+        raise BenchmarkError("some baseline studies are missing here: "
+                             "uv run python -m {{ cookiecutter.package_name }}.benchmark baselines")
     return write_results(pd.concat(frames, ignore_index=True).drop(columns="source"), suite.baselines_file)
 
 

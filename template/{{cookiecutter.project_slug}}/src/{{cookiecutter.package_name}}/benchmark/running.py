@@ -59,10 +59,12 @@ def write_study_files(suite: Suite, submission: str, optimizer: str, space: dict
                 before = yaml.safe_load(path.read_text()) or {}
                 if any(before.get(key) != raw.get(key) for key in DEFINING):
                     raise BenchmarkError(f"{path.parent}/ holds runs of {submission} made with another optimizer, search "
-                                         f"space or suite: score under another --name, or delete runs/benchmark/*/{submission}/")
+                                         f"space or workload: delete that folder to run them again, or score under "
+                                         "another --name")
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(f"# Study {study} of {submission} on the benchmark's workload {workload.name} (written by the "
-                            "benchmark command; sweep.py --config <this file> runs it too)\n" + yaml.safe_dump(raw, sort_keys=False))
+            header = (f"# Study {study} of {submission} on the benchmark's workload {workload.name} (written by the "
+                      "benchmark command; sweep.py --config <this file> runs it too)\n")
+            path.write_text(header + yaml.safe_dump(raw, sort_keys=False))
             paths.append(path)
     return paths
 

@@ -95,7 +95,7 @@ def load_suite(folder: str | Path = "benchmark", tier: str = "cpu") -> Suite:
     for path in sorted((folder / "workloads").glob("*.yaml")):
         workload = load_workload(path)
         if workload.tier == tier:
-            workload.target = target_of(workload, targets.get(workload.name), suite.targets_file)
+            workload.target = target_of(workload, targets.get(workload.name))
             suite.workloads.append(workload)
     if not suite.workloads:
         raise BenchmarkError(f"no {tier} workload in {folder / 'workloads'}/ (docs/benchmark.md says how to add one)")
@@ -119,14 +119,11 @@ def load_workload(path: Path) -> Workload:
                     tier=raw.get("tier", "cpu"))
 
 
-def target_of(workload: Workload, entry: dict | None, path: Path) -> float | None:
-    """A workload's target from targets.yaml, if it was set for the workload's current budget and metric."""
-    if entry is None:
+def target_of(workload: Workload, entry: dict | None) -> float | None:
+    """A workload's target from targets.yaml, if it was set for the workload's current budget and
+    metric; None otherwise (a target set for another budget is no target: the baselines set it again)."""
+    if entry is None or entry.get("steps") != workload.steps or entry.get("metric") != workload.metric:
         return None
-    if entry.get("steps") != workload.steps or entry.get("metric") != workload.metric:
-        raise BenchmarkError(f"{path}: the target of {workload.name} was set for {entry.get('steps')} steps of "
-                             f"{entry.get('metric')}, the workload now has {workload.steps} of {workload.metric}: "
-                             "set it again (uv run python -m {{ cookiecutter.package_name }}.benchmark targets)")
     return float(entry["target"])
 
 
@@ -135,10 +132,11 @@ def write_targets(suite: Suite, targets: dict[str, dict]) -> None:
     the same workloads (the other tier's stay)."""
     kept = read(suite.targets_file) if suite.targets_file.is_file() else {}
     kept.update(targets)
-    header = ("# The targets of the benchmark's workloads, fixed in advance from the baselines' runs (docs/benchmark.md):\n"
-              f"# for each workload, what the best baseline reached within {suite.target_fraction:g} of the step budget,\n"
-              "# the median over its studies. Written by `uv run python -m {{ cookiecutter.package_name }}.benchmark targets`"
-              f" on {datetime.date.today().isoformat()}; do not edit by hand.\n")
+    header = ("# The targets of the benchmark's workloads, fixed in advance from the baselines' runs\n"
+              f"# (docs/benchmark.md): for each workload, what the best baseline reached within {suite.target_fraction:g}\n"
+              "# of the step budget, the median over its studies. Written on "
+              f"{datetime.date.today().isoformat()} by\n"
+              "# `uv run python -m {{ cookiecutter.package_name }}.benchmark targets`; do not edit by hand.\n")
     suite.targets_file.write_text(header + yaml.safe_dump(kept, sort_keys=True))
 
 
@@ -148,7 +146,8 @@ def load_space(path: str | Path) -> dict:
     path = Path(path)
     raw = read(path)
     if not raw:
-        raise BenchmarkError(f"{path}: give the optimizer's arguments and their ranges, e.g. " + "lr: {low: 1.0e-4, high: 0.1, log: true}")
+        raise BenchmarkError(f"{path}: give the optimizer's arguments and their ranges, e.g. "
+                             + "lr: {low: 1.0e-4, high: 0.1, log: true}")
     space = {}
     for argument, values in raw.items():
         if isinstance(values, dict):
