@@ -19,6 +19,7 @@ import yaml
 from conftest import ROOT
 
 from {{ cookiecutter.package_name }}.benchmark import main
+from {{ cookiecutter.package_name }}.benchmark.leaderboard import best_reached
 from {{ cookiecutter.package_name }}.benchmark.results import easier
 from {{ cookiecutter.package_name }}.benchmark.running import run_studies, trial_rows, write_study_files
 from {{ cookiecutter.package_name }}.benchmark.scores import (
@@ -30,7 +31,7 @@ from {{ cookiecutter.package_name }}.benchmark.scores import (
     study_bests,
     workload_medians,
 )
-from {{ cookiecutter.package_name }}.benchmark.suite import load_space, load_suite
+from {{ cookiecutter.package_name }}.benchmark.suite import Workload, load_space, load_suite
 
 INF = math.inf
 # Made-up results: {workload: {submission: the best steps of each of three studies}} (inf: missed).
@@ -114,6 +115,15 @@ def test_the_bootstrap_interval_contains_the_score_and_shrinks_to_it_when_studie
     interval = bootstrap_interval(study_bests(trials_from(same)), tau_max=4, samples=200)
     for submission in ("a", "b"):
         assert tuple(interval.loc[submission]) == pytest.approx((scores[submission], scores[submission]))
+
+
+def test_a_miss_shows_the_best_value_reached_each_studys_best_trial_median_over_studies():
+    trials = pd.DataFrame({"workload": "w", "submission": "s", "study": [0, 0, 1, 1, 2, 2],
+                           "best": [3.5, 3.2, 3.3, 3.6, 3.1, None]})  # None: a trial that diverged
+    loss = Workload(name="w", experiment=[], steps=10, flags={}, metric="val/bpb", mode="min", tier="cpu")
+    assert best_reached(trials, loss, "s") == 3.2  # the studies' best: 3.2, 3.3 and 3.1
+    accuracy = Workload(name="w", experiment=[], steps=10, flags={}, metric="val/acc", mode="max", tier="cpu")
+    assert best_reached(trials, accuracy, "s") == 3.5  # the studies' best: 3.5, 3.6 and 3.1
 
 
 def test_targets_are_rounded_to_3_digits_towards_the_easier_side():

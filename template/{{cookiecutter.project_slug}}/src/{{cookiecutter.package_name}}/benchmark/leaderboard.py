@@ -98,7 +98,7 @@ def leaderboard(trials: pd.DataFrame, suite: Suite, scored: dict) -> tuple[list[
 
 def per_workload(trials: pd.DataFrame, suite: Suite, scored: dict) -> tuple[list[str], list[list[str]]]:
     """One row per workload: each submission's median steps to the target over its studies, and
-    how many of its studies reached it."""
+    how many of its studies reached it; for a miss, also how close it came (best_reached)."""
     steps = scored["steps"]
     names = list(sorted(steps.score.index, key=lambda name: -steps.score[name]))
     header = ["workload", "target", "budget"] + names
@@ -111,9 +111,20 @@ def per_workload(trials: pd.DataFrame, suite: Suite, scored: dict) -> tuple[list
             reached = int(np.isfinite(studies["steps"]).sum())
             median = steps.medians.loc[workload.name, name]
             studies_reached = f"({reached}/{len(studies)})"
-            row.append(f"{median:.0f} {studies_reached}" if math.isfinite(median) else f"missed {studies_reached}")
+            if math.isfinite(median):
+                row.append(f"{median:.0f} {studies_reached}")
+            else:
+                row.append(f"missed {studies_reached}, reached {best_reached(trials, workload, name):.4g}")
         rows.append(row)
     return header, rows
+
+
+def best_reached(trials: pd.DataFrame, workload, submission: str) -> float:
+    """The best value of the metric a submission reached on a workload within the budget: each
+    study's best trial's, the median over studies (nan where every trial diverged)."""
+    mine = trials[(trials["workload"] == workload.name) & (trials["submission"] == submission)]
+    per_study = mine.groupby("study")["best"].agg("max" if workload.mode == "max" else "min")
+    return float(per_study.median())
 
 
 def explanation(trials: pd.DataFrame, suite: Suite, scored: dict) -> str:
@@ -123,16 +134,16 @@ def explanation(trials: pd.DataFrame, suite: Suite, scored: dict) -> str:
     machine = one_machine(trials)
     text = (f"Score: the area under the performance profile from tau = 1 to {suite.tau_max:g} (1: the fastest to every "
             f"target; 0: no target within {suite.tau_max:g} times the fastest), in optimizer steps to the target, over "
-            f"{len(suite.workloads)} {suite.workloads[0].tier.upper()} workloads. Each optimizer had the same tuning budget: "
+            f"{suite.workloads_in_words()}. Each optimizer had the same tuning budget: "
             f"{suite.studies} studies of {suite.trials} trials drawn quasi-randomly from its search space, each study counting "
             "its fastest trial and each workload the median over studies; the interval is a 95% bootstrap over studies. "
             f"Cite it as: {best} scored {steps.score[best]:.2f} (95% interval {interval_cell(steps, best)}) on the course "
-            f"benchmark's {len(suite.workloads)} workloads. ")
+            f"benchmark's {suite.workloads_in_words()}. ")
     if machine:
         text += f"Seconds and step costs were measured on one machine ({machine})."
     else:
-        text += ("Seconds are left out: the trials ran on different machines (run the baselines here for them: "
-                 "uv run python -m {{ cookiecutter.package_name }}.benchmark baselines).")
+        text += ("Seconds are left out: only trials all run here, on one kind of machine, compare in seconds (for them, "
+                 "run the baselines here: uv run python -m {{ cookiecutter.package_name }}.benchmark baselines).")
     return text + "\n"
 
 
@@ -140,7 +151,8 @@ def tables(trials: pd.DataFrame, suite: Suite, scored: dict) -> tuple[str, str]:
     """(the Markdown of both tables with their explanation, the LaTeX of both)."""
     board, workloads = leaderboard(trials, suite, scored), per_workload(trials, suite, scored)
     text = (markdown(*board) + "\n" + markdown(*workloads) + "\nEach cell: the median steps to the target over the "
-            "studies (how many of them reached it).\n\n" + explanation(trials, suite, scored))
+            "studies (how many of them reached it); for a miss, the best value reached within the budget (each study's "
+            "best trial, the median over studies).\n\n" + explanation(trials, suite, scored))
     return text, latex(*board) + "\n" + latex(*workloads)
 
 

@@ -51,7 +51,7 @@ def score(args: argparse.Namespace) -> None:
         raise BenchmarkError(f"{name} is a baseline's name: score yours under another one (--name my_{name})")
     space = load_space(args.space)
     paths = write_study_files(suite, name, args.optimizer, space)
-    print(f"Scoring {name} on {len(suite.workloads)} {args.tier} workloads: {suite.studies} studies of {suite.trials} "
+    print(f"Scoring {name} on {suite.workloads_in_words()}: {suite.studies} studies of {suite.trials} "
           f"trials each, from {args.space}", flush=True)
     run_studies(paths, args.workers)
     report(args)
@@ -64,7 +64,7 @@ def baselines(args: argparse.Namespace) -> None:
     suite = load_suite(args.suite, args.tier)
     paths = [path for name, space_file in suite.baselines.items()
              for path in write_study_files(suite, name, name, load_space(space_file))]
-    print(f"Baselines {', '.join(suite.baselines)} on {len(suite.workloads)} {args.tier} workloads "
+    print(f"Baselines {', '.join(suite.baselines)} on {suite.workloads_in_words()} "
           f"({suite.studies} studies of {suite.trials} trials each; runs already made are kept)", flush=True)
     run_studies(paths, args.workers)
     unset = [workload for workload in suite.workloads if workload.target is None]

@@ -71,7 +71,11 @@ def write_study_files(suite: Suite, submission: str, optimizer: str, space: dict
 
 def run_studies(paths: list[Path], workers: int = 1) -> None:
     """Run every study's missing trials: in this process, or in `workers` processes that share the
-    studies (each takes the next trial not yet started), each with its share of the CPU threads."""
+    studies (each takes the next trial not yet started), each with its share of the CPU threads.
+    Finished studies are left out: with nothing left, no process starts."""
+    paths = [path for path in paths if not finished(path)]
+    if not paths:
+        return
     if workers == 1:
         work_through(paths)
         return
@@ -94,6 +98,16 @@ def run_studies(paths: list[Path], workers: int = 1) -> None:
         raise BenchmarkError(f"{ended}; the same command runs the trials that are left")
 
 
+def finished(path: Path) -> bool:
+    """Whether every trial of the study that the sweep file `path` defines has finished."""
+    sweep = load_sweep(path)
+    journal = sweep.runs / sweep.name / "study.journal"
+    if not journal.is_file():
+        return False
+    record = optuna.load_study(study_name=sweep.name, storage=open_storage(str(journal)))
+    return counts(record)[TrialState.COMPLETE] >= sweep.search().total
+
+
 def work_through(paths: list[Path]) -> None:
     """Run the trials of each study that no process has started yet (a worker's loop)."""
     for path in paths:
@@ -114,15 +128,10 @@ def trial_rows(suite: Suite, workload: Workload, submission: str) -> list[dict] 
     rows = []
     for study in range(suite.studies):
         path = study_folder(workload, submission) / f"study{study}.yaml"
-        if not path.is_file():
+        if not path.is_file() or not finished(path):
             return None
         sweep = load_sweep(path)
-        journal = sweep.runs / sweep.name / "study.journal"
-        if not journal.is_file():
-            return None
-        record = optuna.load_study(study_name=sweep.name, storage=open_storage(str(journal)))
-        if counts(record)[TrialState.COMPLETE] < sweep.search().total:
-            return None
+        record = optuna.load_study(study_name=sweep.name, storage=open_storage(str(sweep.runs / sweep.name / "study.journal")))
         for trial in record.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             rows.append(trial_row(workload, submission, study, trial))
     return rows

@@ -51,6 +51,11 @@ class Suite:
     baselines: dict  # name: search-space file
     workloads: list = field(default_factory=list)
 
+    def workloads_in_words(self) -> str:
+        """'6 CPU workloads', '1 GPU workload'."""
+        count = len(self.workloads)
+        return f"{count} {self.workloads[0].tier.upper()} workload{'' if count == 1 else 's'}"
+
     @property
     def baselines_file(self) -> Path:
         return self.folder / "baselines.csv"
