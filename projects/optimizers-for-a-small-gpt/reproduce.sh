@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Re-makes every result of this example: AdamW, Muon and SignSGD on a small GPT, each over 4 learning
 # rates with 3 seeds (one sweep, 36 runs of 500 steps), each run's final weights scored on the test
-# text, then every figure and table of report.md and slides/slides.md.
+# text, then every figure and table of report.md and slides/slides.md; last, Lion (written here) scored
+# on the course benchmark (25 runs of 300 steps).
 #
 #   bash reproduce.sh               # everything, from scratch (deletes runs/language_gpt_optimizers/ first)
 #   bash reproduce.sh --figures     # only the figures and tables, from the runs already in runs/
 #   PYTHON=python bash reproduce.sh # in an activated virtual environment instead of uv
 #
-# About 9 minutes on a shared 2-core CPU (36 runs of 9-21 s, one at a time, one thread each); see README.md.
+# About 12 minutes on a shared 2-core CPU (the sweep's 36 runs of 9-21 s, one at a time, one thread each;
+# then the benchmark's 25, two at a time); see README.md.
 set -euo pipefail
 cd "$(dirname "$0")"
 read -r -a PY <<< "${PYTHON:-uv run python}"
@@ -77,3 +79,16 @@ rm -f figures/val_loss.{png,pdf} figures/time_loss.{png,pdf} figures/test_bpb.{p
 # 6. Milliseconds per step of each optimizer, and the val/bpb each best setting reached within the same
 #    wall-clock budget (report.md, between its gpt:equal_time markers; figures/language_gpt_optimizers_equal_time.md).
 "${PY[@]}" equal_time.py
+# 7. Lion (src/optimizers_for_a_small_gpt/lion.py, written for this example) on the course benchmark
+#    (docs/benchmark.md): this project's CPU workload is language_small_gpt; 5 studies of 5 trials drawn
+#    from benchmark/spaces/lion.yaml, scored against the template's baselines (benchmark/baselines.csv).
+#    The leaderboard goes into report.md (benchmark:leaderboard markers), the figures and the tidy
+#    results into figures/benchmark_*. About 3 minutes on 2 cores (25 runs of 300 steps, two at a time).
+if [[ "${1:-}" != "--figures" ]]; then
+    rm -rf runs/benchmark  # a score resumes what it finds
+    "${PY[@]}" -m optimizers_for_a_small_gpt.benchmark score --optimizer optimizers_for_a_small_gpt.lion.Lion \
+        --space benchmark/spaces/lion.yaml --workers 2 --embed report.md
+    rm -rf runs/benchmark/*/*/*/*/checkpoints  # checkpoints are never committed; the event files are
+else
+    "${PY[@]}" -m optimizers_for_a_small_gpt.benchmark leaderboard --embed report.md
+fi

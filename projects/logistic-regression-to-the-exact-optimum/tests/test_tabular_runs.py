@@ -63,10 +63,13 @@ def test_the_tidy_frame_holds_every_logged_value_with_its_run_settings(runs_fold
             for tag, scalars in logged.items():
                 rows = mine[mine["tag"] == tag].sort_values("step")
                 last = {event.step: event for event in scalars}  # a step logged twice: its last value
-                shift = 1 if tag.startswith(("val/", "test/")) else 0  # a validation is logged one step early
+                # A validation is logged one step early; so is the excess training objective, which it measures.
+                shift = 1 if tag.startswith(("val/", "test/")) or tag == "train/excess_loss" else 0
                 assert list(rows["step"]) == [step + shift for step in sorted(last)]
                 np.testing.assert_allclose(rows["value"], [last[step].value for step in sorted(last)])
                 np.testing.assert_allclose(rows["wall_time"], [last[step].wall_time for step in sorted(last)])
+            excess, validated = (sorted(mine[mine["tag"] == tag]["step"]) for tag in ("train/excess_loss", "val/loss"))
+            assert excess == validated == list(range(1, EPOCHS + 1))  # the weights after 1, 2, ... steps
     table = run_table(frame)
     assert len(table) == 4 and "val/acc final" in table and "val/loss best" in table
     for folder, row in table.iterrows():

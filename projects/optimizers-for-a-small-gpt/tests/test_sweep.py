@@ -30,7 +30,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from optimizers_for_a_small_gpt.run.summary import RunSummary
 from optimizers_for_a_small_gpt.sweep import main, studies, workers
 from optimizers_for_a_small_gpt.sweep.studies import open_storage
-from optimizers_for_a_small_gpt.sweep.sweep_file import load_sweep
+from optimizers_for_a_small_gpt.sweep.sweep_file import load_sweep, qmc_points
 
 SWEEPS = sorted((CONFIGS / "sweeps").glob("*.yaml"))
 EXPERIMENT = yaml.safe_load(DEFAULT.read_text())
@@ -121,6 +121,32 @@ def test_a_diverging_point_is_a_result_and_the_sweep_goes_on(in_tmp, capsys):
     assert "diverged" not in tame.user_attrs and abs(tame.value) < float("inf")  # the next point still ran
     assert scalars(Path(wild.user_attrs["run s0"]["folder"]), "diverged") == [1.0]
     assert re.search(r"lr1000000\.0 +DIVERGED", capsys.readouterr().out)
+
+
+def test_qmc_points_are_spread_over_the_space_and_fixed_by_their_seed():
+    space = {"optimizer": ["adam"], "optimizer.lr": {"low": 1.0e-3, "high": 1.0, "log": True},
+             "optimizer.weight_decay": [0.0, 0.1]}
+    points = qmc_points(space, 8, seed=0)
+    assert points == qmc_points(space, 8, seed=0) and points != qmc_points(space, 8, seed=1)
+    assert all(params["optimizer"] == "adam" and list(params) == list(space) for params, _ in points)
+    lrs = sorted(params["optimizer.lr"] for params, _ in points)
+    assert 1.0e-3 <= lrs[0] and lrs[-1] <= 1.0 and len(set(lrs)) == 8
+    assert all(lr == float(f"{lr:.3g}") for lr in lrs)  # as suggest_range rounds them
+    # Evenly spread on the log scale: each decade holds 2 or 3 of the 8 (random points may leave one empty).
+    assert [sum(low <= lr < low * 10 for lr in lrs) for low in (1.0e-3, 1.0e-2, 1.0e-1)] in (
+        [3, 3, 2], [3, 2, 3], [2, 3, 3])
+    assert 3 <= sum(params["optimizer.weight_decay"] == 0.1 for params, _ in points) <= 5
+
+
+def test_a_qmc_sweep_runs_its_points_once(in_tmp, capsys):
+    path = write_sweep(in_tmp, "spread", [LR], method="qmc", trials=2, sampler_seed=3,
+                       space={"optimizer.lr": {"low": LR / 4, "high": LR, "log": True}})
+    assert main(["--config", str(path), "--no-compare"]) == 0
+    assert "quasi-random search (scrambled Halton, seed 3) over 2 points" in capsys.readouterr().out
+    expected = sorted(f"lr{params['optimizer.lr']}" for params, _ in qmc_points(load_sweep(path).space, 2, 3))
+    assert sorted(trial.user_attrs["point"] for trial in complete(trials(in_tmp, "spread"))) == expected
+    assert main(["--config", str(path), "--no-compare"]) == 0
+    assert len(trials(in_tmp, "spread")) == 2 and "nothing left to run" in capsys.readouterr().out
 
 
 @pytest.mark.skipif(os.name == "nt", reason="stops the sweep with POSIX signals (SIGKILL, SIGINT to its process group)")

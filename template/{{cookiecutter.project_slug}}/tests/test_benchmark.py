@@ -223,6 +223,8 @@ def documented_commands() -> list[str]:
 
 @pytest.mark.slow
 def test_the_documented_benchmark_commands_run_as_written(in_tmp):
+    if not (ROOT / "docs" / "benchmark.md").is_file():
+        pytest.skip("no docs/benchmark.md: this project was made before the course benchmark (cruft update brings it)")
     commands = documented_commands()
     assert len(commands) >= 5 and any(" score " in command for command in commands)
     shrunk_suite(in_tmp, ["adamw", "nesterov", "muon"], targets=True)

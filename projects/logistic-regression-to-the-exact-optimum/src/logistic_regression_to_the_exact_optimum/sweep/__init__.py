@@ -7,7 +7,7 @@
 
 A sweep file (configs/sweeps/*.yaml; its comments explain every key) names the experiment all
 trials start from, the search space, the seeds, the budget, the metric and the search method
-(grid, random or tpe). The words used here:
+(grid, random, tpe or qmc). The words used here:
 
 - a *point* is one setting of the search space, e.g. `--optimizer adam --optimizer.lr 0.001`;
 - a *trial* (Optuna's word) runs one point once with each seed of the sweep. Each seed is an

@@ -18,11 +18,12 @@ from ..config_errors import ConfigError, read_yaml
 
 PACKAGE = __name__.split(".")[0]  # the project's package
 SRC = Path(__file__).resolve().parents[2]  # the folder the package is imported from
-METHODS = ("grid", "random", "tpe")
+METHODS = ("grid", "random", "tpe", "qmc")
 KEYS = ("name", "experiment", "budget", "seeds", "metric", "mode", "summary", "method", "trials", "target",
-        "space", "final_seeds", "compare", "prune")
+        "space", "final_seeds", "compare", "prune", "sampler_seed")
 # What a trial means: a study made with other values of these keys cannot be continued.
 DEFINING_KEYS = ("experiment", "budget", "seeds", "metric", "mode", "summary", "method", "space")
+LATER_DEFINING_KEYS = ("sampler_seed",)  # defining too, but only when given: studies made before them still load
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 POLL_SECONDS = 3  # how often a sweep waiting for trials that run elsewhere looks again
 PLANNING_TIMEOUT = 60  # seconds to wait for the process that is queueing a new study's points
@@ -71,6 +72,7 @@ class Sweep:
     final_seeds: list
     compare: str
     prune: bool
+    sampler_seed: int  # method qmc: which scrambled Halton sequence the points come from
     runs: Path  # where runs are written: the experiment logger's save_dir
 
     @property
@@ -86,9 +88,16 @@ class Sweep:
 
     def search(self) -> Phase:
         total = len(grid_points(self.space)) if self.method == "grid" else self.trials
+        queued_only = self.method in ("grid", "qmc")  # every point is chosen before the first trial
         compared = self.space.get(self.compare, [None])  # the final phase re-runs one point of each value
         later = len(as_list(compared) if not isinstance(compared, dict) else compared) * len(self.final_seeds) / len(self.seeds)
-        return Phase("search", self.name, self.name, self.seeds, self.method == "grid", total, later)
+        return Phase("search", self.name, self.name, self.seeds, queued_only, total, later)
+
+    def points(self) -> list[tuple[dict, list]]:
+        """The points of a grid or a qmc search, all chosen in advance (random and tpe: Optuna draws them)."""
+        if self.method == "grid":
+            return grid_points(self.space)
+        return qmc_points(self.space, self.trials, self.sampler_seed)
 
     def final(self, points: int) -> Phase:
         name = f"{self.name}_final"
@@ -114,7 +123,7 @@ def load_sweep(path: str | Path) -> Sweep:
     mode = raw.get("mode", "min")
     summary = raw.get("summary", "final")
     if method not in METHODS or mode not in ("min", "max") or summary not in ("final", "best"):
-        raise SweepError(f"{path}: method is grid, random or tpe; mode is min or max; summary is final or best")
+        raise SweepError(f"{path}: method is grid, random, tpe or qmc; mode is min or max; summary is final or best")
     trials = raw.get("trials")
     if method != "grid" and not (isinstance(trials, int) and trials > 0):
         raise SweepError(f"{path}: method {method} needs `trials`, the number of points to try")
@@ -129,7 +138,7 @@ def load_sweep(path: str | Path) -> Sweep:
                  budget=dict(raw.get("budget") or {}), seeds=[int(seed) for seed in raw.get("seeds") or [0]],
                  metric=raw["metric"], mode=mode, summary=summary, method=method, trials=trials,
                  space=raw["space"], final_seeds=final_seeds, compare=compare, prune=bool(raw.get("prune")),
-                 runs=runs_folder(experiment))
+                 sampler_seed=int(raw.get("sampler_seed") or 0), runs=runs_folder(experiment))
 
 
 def find_config(config: str, sweep_path: Path) -> str:
@@ -151,9 +160,9 @@ def runs_folder(experiment: list) -> Path:
 
 
 # A space maps flags of train.py (without --) to: a list (each value: every one in a grid, one of
-# them otherwise), a range {low, high, log} (random and tpe only), or a choice {value: sub-space}
-# whose sub-space applies only with that value (an lr range per optimizer, say). A sub-space's
-# parameters are named "<flag> (<value>)" in Optuna, e.g. "optimizer.lr (adam)".
+# them otherwise), a range {low, high, log} (random, tpe and qmc only), or a choice {value: sub-space}
+# whose sub-space applies only with that value (an lr range per optimizer, say; not with qmc). A
+# sub-space's parameters are named "<flag> (<value>)" in Optuna, e.g. "optimizer.lr (adam)".
 
 
 def is_range(values) -> bool:
@@ -183,6 +192,9 @@ def check_space(space, method: str, where: str) -> None:
             if not values["low"] < values["high"] or (values.get("log") and values["low"] <= 0):
                 raise SweepError(f"{where}.{key}: a range needs low < high (and low > 0 with log: true)")
         elif is_choice(values):
+            if method == "qmc":
+                raise SweepError(f"{where}.{key}: method qmc takes ranges and lists of values; for a sub-space per "
+                                 "value, use method random or tpe (or one sweep per value)")
             for choice, subspace in values.items():
                 if subspace:
                     check_space(subspace, method, f"{where}.{key}.{choice}")
@@ -203,6 +215,40 @@ def grid_points(space: dict, suffix: str = "") -> list[tuple[dict, list]]:
             options = [({name: encode(value)}, [(key, encode(value))]) for value in as_list(values)]
         points = [({**params, **more}, flags + extra) for params, flags in points for more, extra in options]
     return points
+
+
+def qmc_points(space: dict, count: int, seed: int) -> list[tuple[dict, list]]:
+    """`count` points spread evenly over the space (method qmc), as AlgoPerf draws its trials: a
+    scrambled Halton sequence (scipy.stats.qmc), the same points for the same seed. Each range
+    and each list of several values takes one coordinate of the unit cube; a single value is fixed."""
+    from scipy.stats import qmc
+
+    free = [key for key, values in space.items() if is_range(values) or len(as_list(values)) > 1]
+    cube = qmc.Halton(d=max(1, len(free)), scramble=True, seed=seed).random(count)
+    points = []
+    for row in cube:
+        where = dict(zip(free, row, strict=False))
+        flags = []
+        for key, values in space.items():
+            if is_range(values):
+                flags.append((key, from_unit(values, where[key])))
+            else:
+                options = as_list(values)
+                flags.append((key, encode(options[min(int(where.get(key, 0) * len(options)), len(options) - 1)])))
+        points.append((dict(flags), flags))
+    return points
+
+
+def from_unit(values: dict, fraction: float):
+    """The value of a range {low, high, log} at `fraction` (0 to 1) of the way, as suggest_range gives it."""
+    low, high = values["low"], values["high"]
+    if values.get("log"):
+        value = math.exp(math.log(low) + fraction * (math.log(high) - math.log(low)))
+    else:
+        value = low + fraction * (high - low)
+    if all(isinstance(bound, int) and not isinstance(bound, bool) for bound in (low, high)):
+        return min(high, max(low, round(value)))
+    return min(float(high), max(float(low), float(f"{value:.3g}")))  # 3 significant digits, inside the range
 
 
 def suggest(trial: optuna.Trial, space: dict, suffix: str = "") -> list[tuple[str, object]]:

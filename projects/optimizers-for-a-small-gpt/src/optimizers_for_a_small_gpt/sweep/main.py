@@ -12,13 +12,14 @@ import optuna
 from optuna.trial import TrialState
 
 from .studies import best_per_value, database_url, final_plan, seed_values, shown
-from .sweep_file import DASHBOARD_HINT, DONE, PACKAGE, Phase, Sweep, SweepError, grid_points, load_sweep, point_name
+from .sweep_file import DASHBOARD_HINT, DONE, PACKAGE, Phase, Sweep, SweepError, load_sweep, point_name
 from .workers import run_phase, worker_main
 
 
 def print_header(sweep: Sweep, phase: Phase, storage_url: str, default_storage: bool) -> None:
     seeds = seed_words(sweep.seeds)
-    method = {"grid": "grid search", "random": "random search", "tpe": "TPE search"}[sweep.method]
+    method = {"grid": "grid search", "random": "random search", "tpe": "TPE search",
+              "qmc": f"quasi-random search (scrambled Halton, seed {sweep.sampler_seed})"}[sweep.method]
     budget = ", ".join(f"{key}={value}" for key, value in sweep.budget.items()) or "the experiment's budget"
     better = "higher" if sweep.mode == "max" else "lower"
     print(f"Sweep {sweep.name}: {method} over {phase.total} points, each run with {seeds}\n"
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SweepError("--workers needs a number of processes, 1 or more")
         search = sweep.search()
         print_header(sweep, search, storage_url, options.storage is None)
-        plan = [(params, point_name(flags)) for params, flags in grid_points(sweep.space)] if search.queued_only else None
+        plan = [(params, point_name(flags)) for params, flags in sweep.points()] if search.queued_only else None
         study = run_phase(sweep, search, storage_url, options, plan)
         print_best(sweep, study)
         if sweep.final_seeds:

@@ -27,6 +27,7 @@ from ..metrics import higher_is_better
 
 GLOB_CHARACTERS = re.compile(r"[*?[]")
 SCALAR_COLUMNS = ["tag", "step", "value", "wall_time"]  # after run, experiment and the config keys
+LOGGED_BY_VALIDATION = ("train/excess_loss",)  # train/ tags measured by a validation (see logged_after_the_step)
 
 
 @dataclass
@@ -72,10 +73,12 @@ def flatten(tree: object, prefix: str = "") -> dict[str, object]:
 def logged_after_the_step(tag: str) -> bool:
     """Whether Lightning logs `tag` one step early: it logs what a validation measures (val/ and
     test/ metrics) before it counts the epoch's last step, so the weights after k steps show at
-    step k - 1 in TensorBoard. A training step's metrics (train/loss at step k, logged before the
-    step's update) are of the weights after k steps, as logged. (A test run after training logs
-    at the steps taken: its one point is read one step late.)"""
-    return tag.startswith(("val/", "test/"))
+    step k - 1 in TensorBoard. So does a train/ tag that a validation measures (the tabular
+    family's train/excess_loss, the objective on the whole training set: LOGGED_BY_VALIDATION).
+    A training step's metrics (train/loss at step k, logged before the step's update) are of the
+    weights after k steps, as logged. (A test run after training logs at the steps taken: its one
+    point is read one step late.)"""
+    return tag.startswith(("val/", "test/")) or tag in LOGGED_BY_VALIDATION
 
 
 def read_scalars(run_dir: Path) -> dict[str, Series]:

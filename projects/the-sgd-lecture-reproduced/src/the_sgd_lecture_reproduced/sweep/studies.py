@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from .sweep_file import DEFINING_KEYS, PLANNING_TIMEOUT, Phase, Sweep, SweepError, params_of, point_key
+from .sweep_file import DEFINING_KEYS, LATER_DEFINING_KEYS, PLANNING_TIMEOUT, Phase, Sweep, SweepError, params_of, point_key
 from .trials import best_trial, is_dead
 
 
@@ -58,7 +58,9 @@ def shown(url: str) -> str:
 
 def open_study(sweep: Sweep, phase: Phase, storage, plan: list | None) -> optuna.Study:
     """Create the phase's study and queue its points, or load the study and check that it is this sweep's."""
-    definition = json.loads(json.dumps({key: sweep.raw.get(key) for key in DEFINING_KEYS}))
+    definition = {key: sweep.raw.get(key) for key in DEFINING_KEYS} | {
+        key: sweep.raw[key] for key in LATER_DEFINING_KEYS if key in sweep.raw}
+    definition = json.loads(json.dumps(definition))
     try:
         study = optuna.create_study(study_name=phase.study_name, storage=storage, direction=sweep.direction)
     except optuna.exceptions.DuplicatedStudyError:

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -136,8 +137,22 @@ def free_folder(parent: Path, name: str) -> Path:
 
 
 def this_worker() -> dict:
-    """Who runs a trial: kept with it, so that a later sweep can tell that this process died."""
-    return {"host": socket.gethostname(), "pid": os.getpid(), "since": process_start(os.getpid())}
+    """Who runs a trial: kept with it, so that a later sweep can tell that this process died, and
+    the benchmark which trials' seconds can be compared (those run on the same kind of machine)."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "since": process_start(os.getpid()), "machine": machine()}
+
+
+def machine() -> str:
+    """The kind of machine this process runs on: the CPU's model and cores, and its GPU if it sees one."""
+    import torch
+
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()  # Linux
+    except OSError:
+        lines = []
+    cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)
+    described = f"{cpu or platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    return described + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")
 
 
 def process_start(pid: int) -> str | None:
