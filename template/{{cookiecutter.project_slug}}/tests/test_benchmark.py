@@ -32,6 +32,7 @@ from {{ cookiecutter.package_name }}.benchmark.scores import (
     workload_medians,
 )
 from {{ cookiecutter.package_name }}.benchmark.suite import Workload, load_space, load_suite
+from {{ cookiecutter.package_name }}.report.runs import read_run
 
 INF = math.inf
 # Made-up results: {workload: {submission: the best steps of each of three studies}} (inf: missed).
@@ -156,14 +157,29 @@ def test_a_shrunk_suite_sets_its_target_scores_a_submission_and_runs_nothing_twi
     common = ["--embed", "report.md", "--out", "figures"]
     assert main(["score", "--optimizer", "nadam", "--space", str(ROOT / "benchmark/spaces/nadam.yaml"), *common]) == 2
     assert f"error: no target for {WORKLOAD} (none yet, or one set for another budget" in capsys.readouterr().err
+    other = pd.DataFrame([{"workload": "a_gpu_workload", "tier": "gpu", "submission": "adamw", "study": 0}])
+    other.to_csv(in_tmp / "benchmark" / "baselines.csv", index=False)  # another tier's results: they stay
     assert main(["baselines", *common]) == 0
     output = capsys.readouterr().out
+    shipped = pd.read_csv(in_tmp / "benchmark" / "baselines.csv")
+    assert list(shipped["workload"]) == ["a_gpu_workload", WORKLOAD, WORKLOAD]
     target = yaml.safe_load((in_tmp / "benchmark" / "targets.yaml").read_text())[WORKLOAD]
     assert f"target of {WORKLOAD}:" in output and target["from"] == "adamw"
+    # By hand, from the two trials' event files: the best value within 3/4 of the budget (one study:
+    # its own median), rounded to 3 digits towards the easier side.
+    workload = load_suite("benchmark").workloads[0]
+    best = max if workload.mode == "max" else min
+    reached = []
+    for folder in (in_tmp / "runs" / "benchmark" / WORKLOAD / "adamw" / "study0").glob("*_s0"):
+        series = read_run(folder).scalars[workload.metric]
+        reached.append(best(series.values[series.steps <= 0.75 * workload.steps]))
+    assert len(reached) == 2 and target["target"] == easier(float(best(reached)), workload.mode)
     assert main(["score", "--optimizer", "nadam", "--space", str(ROOT / "benchmark/spaces/nadam.yaml"), *common]) == 0
     output = capsys.readouterr().out
     assert f"{WORKLOAD}/nadam/study0: 2 trials, seed 0" in output
     assert "| rank | optimizer | score (steps) | 95% interval |" in output
+    # Every trial ran here, on one machine: seconds compare too, and each step's cost beside AdamW's.
+    assert "| score (seconds) | 95% interval (seconds) | step cost (x adamw) | results |" in output
     assert any(line.startswith("| ") and "| nadam |" in line for line in output.splitlines())
     results = pd.read_csv(in_tmp / "figures" / "benchmark_results.csv")
     assert sorted(set(results["submission"])) == ["adamw", "nadam"] and len(results) == 4

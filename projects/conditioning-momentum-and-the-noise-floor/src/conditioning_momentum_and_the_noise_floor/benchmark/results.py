@@ -109,12 +109,16 @@ def easier(value: float, mode: str) -> float:
 
 
 def write_baselines(suite: Suite) -> Path:
-    """benchmark/baselines.csv from the baselines' runs here: what the project ships for others to score against."""
+    """benchmark/baselines.csv from the baselines' runs here, in place of its rows of the same workloads
+    (those of other workloads, the other tier's say, stay): what the project ships to score against."""
     frames = [local_rows(suite, name) for name in suite.baselines]
     if any(frame is None for frame in frames):
         raise BenchmarkError("some baseline studies are missing here: "
                              "uv run python -m conditioning_momentum_and_the_noise_floor.benchmark baselines")
-    return write_results(pd.concat(frames, ignore_index=True).drop(columns="source"), suite.baselines_file)
+    if suite.baselines_file.is_file():
+        kept = pd.read_csv(suite.baselines_file)
+        frames.insert(0, kept[~kept["workload"].isin([workload.name for workload in suite.workloads])])
+    return write_results(pd.concat(frames, ignore_index=True).drop(columns="source", errors="ignore"), suite.baselines_file)
 
 
 def write_results(frame: pd.DataFrame, path: Path) -> Path:

@@ -145,7 +145,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     commands.add_parser("baselines", parents=[common], help="run the baselines here (cached); sets missing targets")
     commands.add_parser("targets", parents=[common], help="set every target again from the baselines' runs here")
     commands.add_parser("leaderboard", parents=[common], help="the tables and figures of what has run, running nothing")
-    queue = commands.add_parser("worker")  # a process that --workers N starts
+    queue = commands.add_parser("worker", help="(not for you: a process that --workers N starts)")
     queue.add_argument("queue")
     queue.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
