@@ -22,7 +22,7 @@ def plot_profiles(scored, suite: Suite, out: Path) -> list[Path]:
 
     taus = np.linspace(1, suite.tau_max, 601)
     rho = profile(scored.ratios, taus)
-    order = sorted(scored.score.index, key=lambda name: -scored.score[name])
+    order = scored.ranking
     with rc_context(STYLE):
         figure, axes = plt.subplots(figsize=figure_size(1), layout="constrained")
         # one line style each, too: profiles that coincide stay visible
@@ -40,7 +40,7 @@ def plot_steps(scored, suite: Suite, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     from matplotlib import rc_context
 
-    order = sorted(scored.score.index, key=lambda name: -scored.score[name])
+    order = scored.ranking
     columns = min(3, len(suite.workloads))
     rows = math.ceil(len(suite.workloads) / columns)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]

@@ -93,11 +93,20 @@ class Sweep:
         later = len(as_list(compared) if not isinstance(compared, dict) else compared) * len(self.final_seeds) / len(self.seeds)
         return Phase("search", self.name, self.name, self.seeds, queued_only, total, later)
 
+    @property
+    def journal(self) -> Path:
+        """Where the study is kept unless --storage names another place: runs/<sweep>/study.journal."""
+        return self.runs / self.name / "study.journal"
+
     def points(self) -> list[tuple[dict, list]]:
         """The points of a grid or a qmc search, all chosen in advance (random and tpe: Optuna draws them)."""
         if self.method == "grid":
             return grid_points(self.space)
         return qmc_points(self.space, self.trials, self.sampler_seed)
+
+    def plan(self) -> list[tuple[dict, str]]:
+        """The points of points(), each with its name: what a grid or qmc study queues."""
+        return [(params, point_name(flags)) for params, flags in self.points()]
 
     def final(self, points: int) -> Phase:
         name = f"{self.name}_final"

@@ -31,6 +31,11 @@ class Scored:
     score: pd.Series
     interval: pd.DataFrame
 
+    @property
+    def ranking(self) -> list[str]:
+        """The submissions, best score first (the order of every table and figure)."""
+        return sorted(self.score.index, key=lambda name: -self.score[name])
+
 
 def score_in(trials: pd.DataFrame, suite: Suite, unit: str) -> Scored:
     bests = study_bests(trials, unit)
@@ -74,7 +79,6 @@ def interval_cell(scored: Scored, name: str) -> str:
 def leaderboard(trials: pd.DataFrame, suite: Suite, scored: dict) -> tuple[list[str], list[list[str]]]:
     """One row per submission, best score first."""
     steps = scored["steps"]
-    order = sorted(steps.score.index, key=lambda name: -steps.score[name])
     header = ["rank", "optimizer", "score (steps)", "95% interval", "workloads reached"]
     seconds, costs = scored.get("seconds"), step_costs(trials, suite.cost_reference)
     if seconds is not None:
@@ -84,7 +88,7 @@ def leaderboard(trials: pd.DataFrame, suite: Suite, scored: dict) -> tuple[list[
     header.append("results")
     sources = trials.groupby("submission")["source"].first()
     rows = []
-    for rank, name in enumerate(order, 1):
+    for rank, name in enumerate(steps.ranking, 1):
         reached = int(np.isfinite(steps.medians[name]).sum())
         row = [str(rank), name, f"{steps.score[name]:.2f}", interval_cell(steps, name), f"{reached}/{len(steps.medians)}"]
         if seconds is not None:
@@ -100,7 +104,7 @@ def per_workload(trials: pd.DataFrame, suite: Suite, scored: dict) -> tuple[list
     """One row per workload: each submission's median steps to the target over its studies, and
     how many of its studies reached it; for a miss, also how close it came (best_reached)."""
     steps = scored["steps"]
-    names = list(sorted(steps.score.index, key=lambda name: -steps.score[name]))
+    names = steps.ranking
     header = ["workload", "target", "budget"] + names
     rows = []
     for workload in suite.workloads:

@@ -23,11 +23,13 @@ from optuna.trial import TrialState
 from ..report.comparison import best_value, final_value, has_diverged, time_to_target
 from ..report.runs import read_run
 from ..sweep.studies import counts, open_storage, open_study, prepare, something_to_start
-from ..sweep.sweep_file import PACKAGE, SRC, load_sweep, point_name, runs_folder
+from ..sweep.sweep_file import DEFINING_KEYS, LATER_DEFINING_KEYS, PACKAGE, SRC, load_sweep, runs_folder
 from ..sweep.workers import available_cpus, how_it_ended, stop_workers, work
 from .suite import BenchmarkError, Suite, Workload
 
-DEFINING = ("experiment", "budget", "seeds", "metric", "mode", "summary", "method", "trials", "sampler_seed", "space")
+# What makes a study the same study: the sweep's defining keys, and (in the benchmark, where every
+# study has a fixed number of trials) their number.
+DEFINING = (*DEFINING_KEYS, *LATER_DEFINING_KEYS, "trials")
 
 
 def study_folder(workload: Workload, submission: str) -> Path:
@@ -98,14 +100,22 @@ def run_studies(paths: list[Path], workers: int = 1) -> None:
         raise BenchmarkError(f"{ended}; the same command runs the trials that are left")
 
 
+def finished_trials(path: Path) -> list[optuna.trial.FrozenTrial] | None:
+    """The trials of the study that the sweep file `path` defines, once every one has finished; else None."""
+    if not path.is_file():
+        return None
+    sweep = load_sweep(path)
+    if not sweep.journal.is_file():
+        return None
+    record = optuna.load_study(study_name=sweep.name, storage=open_storage(str(sweep.journal)))
+    if counts(record)[TrialState.COMPLETE] < sweep.search().total:
+        return None
+    return record.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
 def finished(path: Path) -> bool:
     """Whether every trial of the study that the sweep file `path` defines has finished."""
-    sweep = load_sweep(path)
-    journal = sweep.runs / sweep.name / "study.journal"
-    if not journal.is_file():
-        return False
-    record = optuna.load_study(study_name=sweep.name, storage=open_storage(str(journal)))
-    return counts(record)[TrialState.COMPLETE] >= sweep.search().total
+    return finished_trials(path) is not None
 
 
 def work_through(paths: list[Path]) -> None:
@@ -113,8 +123,8 @@ def work_through(paths: list[Path]) -> None:
     for path in paths:
         sweep = load_sweep(path)
         phase = sweep.search()
-        plan = [(params, point_name(flags)) for params, flags in sweep.points()]
-        storage = open_storage(str(sweep.runs / sweep.name / "study.journal"))
+        plan = sweep.plan()
+        storage = open_storage(str(sweep.journal))
         study = open_study(sweep, phase, storage, plan)
         prepare(study, phase, plan)
         if something_to_start(study, phase):
@@ -127,13 +137,10 @@ def trial_rows(suite: Suite, workload: Workload, submission: str) -> list[dict] 
     study is missing or unfinished."""
     rows = []
     for study in range(suite.studies):
-        path = study_folder(workload, submission) / f"study{study}.yaml"
-        if not path.is_file() or not finished(path):
+        trials = finished_trials(study_folder(workload, submission) / f"study{study}.yaml")
+        if trials is None:
             return None
-        sweep = load_sweep(path)
-        record = optuna.load_study(study_name=sweep.name, storage=open_storage(str(sweep.runs / sweep.name / "study.journal")))
-        for trial in record.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            rows.append(trial_row(workload, submission, study, trial))
+        rows += [trial_row(workload, submission, study, trial) for trial in trials]
     return rows
 
 
@@ -173,10 +180,12 @@ def best_within(suite: Suite, workload: Workload, submission: str) -> list[float
     limit = suite.target_fraction * workload.steps
     values = []
     for study in range(suite.studies):
-        sweep = load_sweep(study_folder(workload, submission) / f"study{study}.yaml")
-        record = optuna.load_study(study_name=sweep.name, storage=open_storage(str(sweep.runs / sweep.name / "study.journal")))
+        trials = finished_trials(study_folder(workload, submission) / f"study{study}.yaml")
+        if trials is None:
+            raise BenchmarkError(f"targets come from the baselines' runs here, and study {study} of {submission} on "
+                                 f"{workload.name} is missing or unfinished: uv run python -m {PACKAGE}.benchmark baselines")
         reached = []
-        for trial in record.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        for trial in trials:
             run = read_run(Path(trial.user_attrs[f"run s{study}"]["folder"]))
             series = run.scalars.get(workload.metric)
             if series is None or has_diverged(run, workload.metric):

@@ -50,9 +50,7 @@ def median_of(values) -> float:
 
 def ratios(medians: pd.DataFrame) -> pd.DataFrame:
     """Each submission's time over the fastest one's on each workload (inf where it or everyone missed)."""
-    fastest = medians.min(axis=1)
-    quotient = medians.div(fastest.where(np.isfinite(fastest)), axis=0)  # NaN where no one reached the target
-    return quotient.where(np.isfinite(medians) & np.isfinite(fastest).to_numpy()[:, None], math.inf)
+    return pd.DataFrame(ratios_of(medians.to_numpy(dtype=float)), index=medians.index, columns=medians.columns)
 
 
 def profile(ratios_: pd.DataFrame, taus) -> pd.DataFrame:

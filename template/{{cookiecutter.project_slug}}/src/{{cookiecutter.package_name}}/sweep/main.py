@@ -12,7 +12,7 @@ import optuna
 from optuna.trial import TrialState
 
 from .studies import best_per_value, database_url, final_plan, seed_values, shown
-from .sweep_file import DASHBOARD_HINT, DONE, PACKAGE, Phase, Sweep, SweepError, load_sweep, point_name
+from .sweep_file import DASHBOARD_HINT, DONE, PACKAGE, Phase, Sweep, SweepError, load_sweep
 from .workers import run_phase, worker_main
 
 
@@ -124,14 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial's own line replaces Optuna's log
     try:
         sweep = load_sweep(options.config)
-        storage_url = options.storage or str(sweep.runs / sweep.name / "study.journal")
+        storage_url = options.storage or str(sweep.journal)
         if options.worker_of:
             return worker_main(sweep, storage_url, options)
         if options.workers < 1:
             raise SweepError("--workers needs a number of processes, 1 or more")
         search = sweep.search()
         print_header(sweep, search, storage_url, options.storage is None)
-        plan = [(params, point_name(flags)) for params, flags in sweep.points()] if search.queued_only else None
+        plan = sweep.plan() if search.queued_only else None
         study = run_phase(sweep, search, storage_url, options, plan)
         print_best(sweep, study)
         if sweep.final_seeds:
