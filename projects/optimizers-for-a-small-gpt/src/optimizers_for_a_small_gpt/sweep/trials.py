@@ -3,6 +3,7 @@ in this process (runs/<sweep>/<point>_s<seed>/), and the line printed after it.
 """
 
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -142,6 +143,7 @@ def this_worker() -> dict:
     return {"host": socket.gethostname(), "pid": os.getpid(), "since": process_start(os.getpid()), "machine": machine()}
 
 
+@functools.cache  # the same all the process long
 def machine() -> str:
     """The kind of machine this process runs on: the CPU's model and cores, and its GPU if it sees one."""
     import torch

@@ -72,9 +72,17 @@ def run_workers(sweep: Sweep, phase: Phase, storage_url: str, workers: int, thre
             torch.set_num_threads(threads)
         work(sweep, phase, open_storage(storage_url))
         return
-    threads, gpus = str(threads or max(1, available_cpus() // workers)), visible_gpus()
+    threads = str(threads or max(1, available_cpus() // workers))
     command = [sys.executable, "-m", f"{PACKAGE}.sweep", "--config", str(sweep.path), "--storage", storage_url,
                "--worker-of", phase.name, "--threads", threads]
+    run_processes(command, workers, threads)
+
+
+def run_processes(command: list[str], workers: int, threads: str) -> None:
+    """Start `workers` copies of `command` (a worker of a sweep, or of the benchmark), each with
+    `threads` CPU threads and its own GPU while there are GPUs; wait for them all. Ctrl-C stops
+    them; a worker that failed ends the command with one line saying how."""
+    gpus = visible_gpus()
     processes = []
     for index in range(workers):
         env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,

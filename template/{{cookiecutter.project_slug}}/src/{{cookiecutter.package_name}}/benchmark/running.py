@@ -12,7 +12,6 @@ stopped runs only what is missing.
 
 import math
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,8 +22,8 @@ from optuna.trial import TrialState
 from ..report.comparison import best_value, final_value, has_diverged, time_to_target
 from ..report.runs import read_run
 from ..sweep.studies import counts, open_storage, open_study, prepare, something_to_start
-from ..sweep.sweep_file import DEFINING_KEYS, LATER_DEFINING_KEYS, PACKAGE, SRC, load_sweep, runs_folder
-from ..sweep.workers import available_cpus, how_it_ended, stop_workers, work
+from ..sweep.sweep_file import DEFINING_KEYS, LATER_DEFINING_KEYS, PACKAGE, load_sweep, runs_folder
+from ..sweep.workers import available_cpus, run_processes, work
 from .suite import BenchmarkError, Suite, Workload
 
 # What makes a study the same study: the sweep's defining keys, and (in the benchmark, where every
@@ -84,20 +83,11 @@ def run_studies(paths: list[Path], workers: int = 1) -> None:
     queue = paths[0].parents[2] / f"queue-{os.getpid()}.txt"  # runs/benchmark/queue-<pid>.txt
     queue.write_text("\n".join(map(str, paths)))
     threads = str(max(1, available_cpus() // workers))
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-m", f"{PACKAGE}.benchmark", "worker", str(queue), "--threads", threads]
-    processes = [subprocess.Popen(command, env=env) for _ in range(workers)]
     try:
-        codes = [process.wait() for process in processes]
-    except KeyboardInterrupt:
-        stop_workers(processes)
-        raise
+        run_processes([sys.executable, "-m", f"{PACKAGE}.benchmark", "worker", str(queue), "--threads", threads],
+                      workers, threads)
     finally:
         queue.unlink(missing_ok=True)
-    if any(codes):
-        ended = "; ".join(f"worker {index + 1} {how_it_ended(code)}" for index, code in enumerate(codes) if code)
-        raise BenchmarkError(f"{ended}; the same command runs the trials that are left")
 
 
 def finished_trials(path: Path) -> list[optuna.trial.FrozenTrial] | None:
